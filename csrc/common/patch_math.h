@@ -1,0 +1,146 @@
+#pragma once
+// Per-element patch math shared by the CPU and CUDA kernels of patch_nn and texture_loss.
+//
+// Conventions (every op, every backend):
+//  * A feature map is a [C, H, W] block of a contiguous tensor; patches are k x k with radius r = k / 2,
+//    centred on (y, x), and read zeros outside the map (zero padding).
+//  * A source match is stored as its flat centre index q = y * W + x in the source map.
+#include <cmath>
+#include <cstdint>
+
+#include "common/host_device.h"
+
+namespace npsynth {
+
+enum PatchMetric : int {
+  kMetricL2 = 0,      // squared Euclidean distance (the paper's)
+  kMetricCosine = 1,  // 1 - normalised cross-correlation (the authors' released code)
+};
+
+// Below this, a patch-norm product counts as zero: a zero patch then correlates with nothing (cos = 0)
+// instead of dividing by zero.
+constexpr double kCosineEps = 1e-12;
+
+template <typename T>
+NPS_HOST_DEVICE inline T padded_at(const T* plane, int64_t H, int64_t W, int64_t y, int64_t x) {
+  return (y >= 0 && y < H && x >= 0 && x < W) ? plane[y * W + x] : T(0);
+}
+
+// Distance of two patches given their dot product and squared norms: the epilogue of the tiled search,
+// where the dot products come out of a GEMM (CPU) or a shared-memory tile (CUDA).
+template <typename T>
+NPS_HOST_DEVICE inline T patch_distance_from_dot(T dot, T tn2, T sn2, int metric) {
+  if (metric == kMetricL2) {
+    const T d = tn2 + sn2 - T(2) * dot;
+    return d > T(0) ? d : T(0);  // cancellation can dip below zero for near-identical patches
+  }
+  const T denom = sqrt(tn2) * sqrt(sn2);
+  return T(1) - dot / (denom > T(kCosineEps) ? denom : T(kCosineEps));
+}
+
+// A strict total order on candidate matches: the smaller distance wins and ties go to the smaller source
+// index, so every tiling, split and thread order returns the same match. No match yet (best_j < 0)
+// always loses, so even NaN distances yield a valid index.
+template <typename T>
+NPS_HOST_DEVICE inline bool nn_better(T d, int64_t j, T best_d, int64_t best_j) {
+  return best_j < 0 || d < best_d || (d == best_d && j < best_j);
+}
+
+// Squared norm of the patch of a [C, H, W] map centred on (y, x).
+template <typename T>
+NPS_HOST_DEVICE inline T patch_sqnorm(const T* fmap, int64_t C, int64_t H, int64_t W, int64_t y, int64_t x,
+                                      int radius) {
+  T acc = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const T* plane = fmap + c * H * W;
+    for (int dy = -radius; dy <= radius; ++dy)
+      for (int dx = -radius; dx <= radius; ++dx) {
+        const T v = padded_at(plane, H, W, y + dy, x + dx);
+        acc += v * v;
+      }
+  }
+  return acc;
+}
+
+// Where a patch lives: its map, the map's shape, and the patch centre.
+template <typename T>
+struct PatchRef {
+  const T* fmap;
+  int64_t H, W, y, x;
+};
+
+// Exact distance between a target and a source patch, computed directly (no cancellation): the value
+// patch_nn returns for a match, and, for l2, the per-patch term of texture_loss.
+template <typename T>
+NPS_HOST_DEVICE inline T patch_pair_distance(PatchRef<T> t, PatchRef<T> s, int64_t C, int radius, int metric) {
+  T ssd = 0, dot = 0, tn2 = 0, sn2 = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const T* tp = t.fmap + c * t.H * t.W;
+    const T* sp = s.fmap + c * s.H * s.W;
+    for (int dy = -radius; dy <= radius; ++dy)
+      for (int dx = -radius; dx <= radius; ++dx) {
+        const T a = padded_at(tp, t.H, t.W, t.y + dy, t.x + dx);
+        const T b = padded_at(sp, s.H, s.W, s.y + dy, s.x + dx);
+        ssd += (a - b) * (a - b);
+        dot += a * b;
+        tn2 += a * a;
+        sn2 += b * b;
+      }
+  }
+  return metric == kMetricL2 ? ssd : patch_distance_from_dot(dot, tn2, sn2, metric);
+}
+
+// Keep (d, j) as the best match so far if it beats it; j < 0 means "no candidate" and never wins.
+template <typename T>
+NPS_HOST_DEVICE inline void nn_merge(T d, int64_t j, T& best_d, int64_t& best_j) {
+  if (j >= 0 && nn_better(d, j, best_d, best_j)) best_d = d, best_j = j;
+}
+
+// The inputs of texture_loss for a batch: [B, C, Ht, Wt] target, [B, C, Hs, Ws] source, and per target
+// position its mask bit and matched source centre.
+template <typename T>
+struct TextureBatch {
+  const T* target;
+  const T* source;
+  const bool* t_mask;
+  const int64_t* index;
+  int64_t C, Ht, Wt, Hs, Ws;
+  int radius;
+};
+
+// ||P_i - P_nn(i)||^2 for target position l = flat (b, y, x); zero off the mask.
+template <typename T>
+NPS_HOST_DEVICE inline T texture_term_at(const TextureBatch<T>& g, int64_t l) {
+  if (!g.t_mask[l]) return T(0);
+  const int64_t b = l / (g.Ht * g.Wt), p = l % (g.Ht * g.Wt), q = g.index[l];
+  return patch_pair_distance(PatchRef<T>{g.target + b * g.C * g.Ht * g.Wt, g.Ht, g.Wt, p / g.Wt, p % g.Wt},
+                             PatchRef<T>{g.source + b * g.C * g.Hs * g.Ws, g.Hs, g.Ws, q / g.Ws, q % g.Ws}, g.C,
+                             g.radius, kMetricL2);
+}
+
+// d/d target[b, c, y, x] of sum_i ||P_i - P_nn(i)||^2 (before the 2/N scale) for l = flat (b, c, y, x), as
+// a gather: every masked target centre p whose patch covers (y, x) contributes
+// target[c, y, x] - source[c, nn(p) + ((y, x) - p)]. Summing in a fixed offset order makes the gradient
+// deterministic with no atomics.
+template <typename T>
+NPS_HOST_DEVICE inline T texture_grad_at(const TextureBatch<T>& g, int64_t l) {
+  const int64_t x = l % g.Wt, y = (l / g.Wt) % g.Ht, bc = l / (g.Ht * g.Wt), b = bc / g.C;
+  const T v = g.target[l];
+  const T* s_plane = g.source + bc * g.Hs * g.Ws;
+  const bool* mask = g.t_mask + b * g.Ht * g.Wt;
+  const int64_t* index = g.index + b * g.Ht * g.Wt;
+  T acc = 0;
+  for (int dy = -g.radius; dy <= g.radius; ++dy) {
+    const int64_t py = y - dy;
+    if (py < 0 || py >= g.Ht) continue;
+    for (int dx = -g.radius; dx <= g.radius; ++dx) {
+      const int64_t px = x - dx;
+      if (px < 0 || px >= g.Wt || !mask[py * g.Wt + px]) continue;
+      const int64_t q = index[py * g.Wt + px];
+      acc += v - padded_at(s_plane, g.Hs, g.Ws, q / g.Ws + dy, q % g.Ws + dx);
+    }
+  }
+  return acc;
+}
+
+}  // namespace npsynth

@@ -1,0 +1,56 @@
+// Every op's schema, in one place. Backends (cpu/, cuda/) only add TORCH_LIBRARY_IMPL blocks; importing
+// the empty Python module npsynth_ext._C loads this library and so runs the registrations.
+#include <Python.h>
+#include <torch/library.h>
+
+#include <string>
+
+#ifndef NPS_TORCH_VERSION
+#define NPS_TORCH_VERSION "unknown"
+#endif
+#ifndef NPS_CUDA_ARCH_LIST
+#define NPS_CUDA_ARCH_LIST ""
+#endif
+
+extern "C" PyObject* PyInit__C(void) {
+  static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "npsynth_ext native ops (see torch.ops.npsynth)", -1,
+                               nullptr};
+  return PyModule_Create(&module);
+}
+
+namespace {
+
+// What this binary was compiled with, as "key=value" lines; npsynth_ext.build_info() parses it.
+std::string build_info() {
+  std::string info;
+#ifdef NPS_WITH_CUDA
+  info += "cuda=1\n";
+#else
+  info += "cuda=0\n";
+#endif
+  info += std::string("cuda_arch_list=") + NPS_CUDA_ARCH_LIST + "\n";
+  info += std::string("torch_version=") + NPS_TORCH_VERSION + "\n";
+#ifdef _OPENMP
+  info += "openmp=" + std::to_string(_OPENMP) + "\n";
+#else
+  info += "openmp=0\n";
+#endif
+  return info;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(npsynth, m) {
+  // Exact nearest source patch for every target patch centred in target_mask. index: flat source centre
+  // (y * Ws + x), -1 where target_mask is false; dist: that match's distance, 0 where target_mask is false.
+  m.def(
+      "patch_nn(Tensor target, Tensor source, Tensor target_mask, Tensor source_valid, int patch_size, "
+      "str metric) -> (Tensor index, Tensor dist)");
+  // mean over masked targets of ||P_i - P_index(i)||^2 (a 0-dim tensor); gradient only to target.
+  m.def("texture_loss(Tensor target, Tensor source, Tensor index, Tensor target_mask, int patch_size) -> Tensor");
+  // d texture_loss / d target, given the upstream gradient (0-dim) of the loss.
+  m.def(
+      "texture_loss_backward(Tensor grad, Tensor target, Tensor source, Tensor index, Tensor target_mask, "
+      "int patch_size) -> Tensor");
+  m.def("build_info() -> str", &build_info);
+}

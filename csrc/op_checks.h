@@ -1,0 +1,81 @@
+#pragma once
+// Input validation shared by the CPU and CUDA entry points of every op. The Python wrappers in
+// npsynth_ext/ops.py check the same things first with friendlier messages; these checks guard callers
+// of torch.ops.npsynth.* directly. Every tensor arrives batched: features [B, C, H, W], masks [B, H, W].
+#include <string_view>
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include "common/patch_math.h"
+
+namespace npsynth {
+
+inline void check_features(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 4, "npsynth: ", name, " must be [B, C, H, W], got ", t.dim(), " dims");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "npsynth: ", name,
+              " must be float32 or float64, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), "npsynth: ", name, " must be contiguous");
+}
+
+inline void check_mask(const at::Tensor& m, const at::Tensor& fmap, const char* name) {
+  TORCH_CHECK(m.scalar_type() == at::kBool, "npsynth: ", name, " must be bool, got ", m.scalar_type());
+  TORCH_CHECK(m.dim() == 3 && m.size(0) == fmap.size(0) && m.size(1) == fmap.size(2) && m.size(2) == fmap.size(3),
+              "npsynth: ", name, " must be [B, H, W] = ", fmap.size(0), "x", fmap.size(2), "x", fmap.size(3),
+              ", got ", m.sizes());
+  TORCH_CHECK(m.is_contiguous(), "npsynth: ", name, " must be contiguous");
+  TORCH_CHECK(m.device() == fmap.device(), "npsynth: ", name, " is on ", m.device(), " but the features on ",
+              fmap.device());
+}
+
+inline void check_pair(const at::Tensor& target, const at::Tensor& source, int64_t patch_size) {
+  check_features(target, "target");
+  check_features(source, "source");
+  TORCH_CHECK(source.device() == target.device(), "npsynth: source is on ", source.device(), " but target on ",
+              target.device());
+  TORCH_CHECK(source.scalar_type() == target.scalar_type(), "npsynth: source is ", source.scalar_type(),
+              " but target is ", target.scalar_type());
+  TORCH_CHECK(source.size(0) == target.size(0), "npsynth: batch sizes differ: target ", target.size(0),
+              ", source ", source.size(0));
+  TORCH_CHECK(source.size(1) == target.size(1), "npsynth: channel counts differ: target ", target.size(1),
+              ", source ", source.size(1));
+  TORCH_CHECK(patch_size > 0 && patch_size % 2 == 1, "npsynth: patch_size must be odd and positive, got ",
+              patch_size);
+}
+
+inline int parse_metric(std::string_view metric) {
+  if (metric == "l2") return kMetricL2;
+  if (metric == "cosine") return kMetricCosine;
+  TORCH_CHECK(false, "npsynth: metric must be 'l2' or 'cosine', got '", metric, "'");
+}
+
+inline void check_patch_nn(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
+                           const at::Tensor& source_valid, int64_t patch_size) {
+  check_pair(target, source, patch_size);
+  check_mask(target_mask, target, "target_mask");
+  check_mask(source_valid, source, "source_valid");
+  if (source.size(0) > 0) {
+    TORCH_CHECK(source_valid.flatten(1).any(1).all().item<bool>(),
+                "npsynth: source_valid has no valid source patch (in at least one batch item)");
+  }
+}
+
+inline void check_texture_loss(const at::Tensor& target, const at::Tensor& source, const at::Tensor& index,
+                               const at::Tensor& target_mask, int64_t patch_size) {
+  check_pair(target, source, patch_size);
+  check_mask(target_mask, target, "target_mask");
+  TORCH_CHECK(index.scalar_type() == at::kLong, "npsynth: index must be int64, got ", index.scalar_type());
+  TORCH_CHECK(index.sizes() == target_mask.sizes(), "npsynth: index must have target_mask's shape ",
+              target_mask.sizes(), ", got ", index.sizes());
+  TORCH_CHECK(index.is_contiguous(), "npsynth: index must be contiguous");
+  TORCH_CHECK(index.device() == target.device(), "npsynth: index is on ", index.device(), " but target on ",
+              target.device());
+  const at::Tensor used = index.masked_select(target_mask);
+  if (used.numel() > 0) {
+    const int64_t n_source = source.size(2) * source.size(3);
+    TORCH_CHECK(used.min().item<int64_t>() >= 0 && used.max().item<int64_t>() < n_source,
+                "npsynth: index must lie in [0, ", n_source, ") wherever target_mask is set");
+  }
+}
+
+}  // namespace npsynth

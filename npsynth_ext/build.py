@@ -1,0 +1,27 @@
+"""What the installed native extension was compiled with."""
+import torch
+
+from . import _C  # noqa: F401  (loading the library registers torch.ops.npsynth.*)
+
+OPS = ("patch_nn", "texture_loss", "texture_loss_backward")
+
+
+def build_info() -> dict:
+    """The compile-time configuration of npsynth_ext._C, read from the binary itself.
+
+    cuda: whether the CUDA sources were compiled in; cuda_arch_list: the arches they target;
+    cuda_kernels: the ops that have a CUDA kernel registered; torch_version: the torch it was built
+    against (torch_runtime: the one running now); openmp: whether the CPU kernels use OpenMP.
+    """
+    raw = dict(line.split("=", 1) for line in torch.ops.npsynth.build_info().splitlines() if "=" in line)
+    return {
+        "cuda": raw["cuda"] == "1",
+        "cuda_arch_list": raw["cuda_arch_list"],
+        "cuda_kernels": [op for op in OPS if torch._C._dispatch_has_kernel_for_dispatch_key(f"npsynth::{op}", "CUDA")],
+        "cpu_kernels": [op for op in OPS if torch._C._dispatch_has_kernel_for_dispatch_key(f"npsynth::{op}", "CPU")],
+        "openmp": raw["openmp"] != "0",
+        "openmp_version": raw["openmp"],
+        "torch_version": raw["torch_version"],
+        "torch_runtime": torch.__version__,
+        "gpu_available": torch.cuda.is_available(),
+    }

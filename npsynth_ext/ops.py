@@ -1,0 +1,134 @@
+"""Python wrappers of the native ops: input checks with clear messages, fake kernels for torch.compile, and
+the autograd formula of texture_loss.
+
+Every op takes features as [C, H, W] (masks [H, W]) or batched [B, C, H, W] (masks [B, H, W]). Checks here
+look only at metadata, so they trace under torch.compile; the checks that need the data (at least one valid
+source, index values in range) run in the C++ entry points.
+"""
+import torch
+
+from . import _C  # noqa: F401  (loading the library registers torch.ops.npsynth.*)
+
+METRICS = ("l2", "cosine")
+
+
+def _check_features(name, t, rank):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+    if t.dim() != rank:
+        raise ValueError(f"{name} must be [C, H, W] or [B, C, H, W] like target, got shape {tuple(t.shape)}")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous; call .contiguous() on it first")
+
+
+def _check_map(name, t, fmap, dtype):
+    """A per-position tensor (mask or index) laid over feature map `fmap`."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must be {dtype}, got {t.dtype}")
+    want = fmap.shape[:-3] + fmap.shape[-2:]
+    if t.shape != want:
+        raise ValueError(f"{name} must have shape {tuple(want)} to match its feature map, got {tuple(t.shape)}")
+    if t.device != fmap.device:
+        raise ValueError(f"{name} is on {t.device} but its feature map is on {fmap.device}")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous; call .contiguous() on it first")
+
+
+def _check_pair(target, source, patch_size):
+    if not isinstance(target, torch.Tensor) or target.dim() not in (3, 4):
+        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"target must be [C, H, W] or [B, C, H, W], got {shape}")
+    _check_features("target", target, target.dim())
+    _check_features("source", source, target.dim())
+    if source.device != target.device:
+        raise ValueError(f"source is on {source.device} but target is on {target.device}")
+    if source.dtype != target.dtype:
+        raise TypeError(f"source is {source.dtype} but target is {target.dtype}")
+    if target.dim() == 4 and source.shape[0] != target.shape[0]:
+        raise ValueError(f"batch sizes differ: target {target.shape[0]}, source {source.shape[0]}")
+    if source.shape[-3] != target.shape[-3]:
+        raise ValueError(f"channel counts differ: target {target.shape[-3]}, source {source.shape[-3]}")
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be an odd positive int, got {patch_size!r}")
+
+
+def _batched(*tensors):
+    """Add a batch dim to unbatched inputs (features 3-D) so the native ops see one layout."""
+    if tensors[0].dim() == 4:
+        return tensors
+    return tuple(t.unsqueeze(0) for t in tensors)
+
+
+def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2"):
+    """Exact nearest source patch for every target patch centred in target_mask.
+
+    target [C, Ht, Wt] / source [C, Hs, Ws] (or batched [B, C, H, W]) float32/float64 features;
+    target_mask [Ht, Wt] bool: which target centres to match; source_valid [Hs, Ws] bool: which source
+    centres may be matched (at least one). Patches are patch_size x patch_size, zero-padded at borders.
+    metric: "l2" (squared distance, the paper's) or "cosine" (1 - normalised cross-correlation).
+    Returns (index, dist), shaped like target_mask: index is the flat source centre y * Ws + x (int64, -1
+    where target_mask is false); dist the match's distance (0 where target_mask is false). Ties go to the
+    smallest index. Neither output is differentiable.
+    """
+    _check_pair(target, source, patch_size)
+    _check_map("target_mask", target_mask, target, torch.bool)
+    _check_map("source_valid", source_valid, source, torch.bool)
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    batched = target.dim() == 4
+    t, s, m, v = _batched(target, source, target_mask, source_valid)
+    index, dist = torch.ops.npsynth.patch_nn(t, s, m, v, patch_size, metric)
+    return (index, dist) if batched else (index[0], dist[0])
+
+
+def texture_loss(target, source, index, target_mask, patch_size=3):
+    """E = mean over masked targets i of ||P_i - P_index(i)||^2 (a 0-dim tensor).
+
+    target/source as for patch_nn; index (int64, shaped like target_mask) holds the matched source centre
+    for every masked target, e.g. from patch_nn. Differentiable with respect to target only: the matches
+    and source patches are held constant, as in the paper. An empty mask gives 0.
+    """
+    _check_pair(target, source, patch_size)
+    _check_map("target_mask", target_mask, target, torch.bool)
+    _check_map("index", index, target, torch.int64)
+    t, s, i, m = _batched(target, source, index, target_mask)
+    return torch.ops.npsynth.texture_loss(t, s, i, m, patch_size)
+
+
+@torch.library.register_fake("npsynth::patch_nn")
+def _patch_nn_fake(target, source, target_mask, source_valid, patch_size, metric):
+    shape = target_mask.shape
+    return target.new_empty(shape, dtype=torch.int64), target.new_empty(shape)
+
+
+@torch.library.register_fake("npsynth::texture_loss")
+def _texture_loss_fake(target, source, index, target_mask, patch_size):
+    return target.new_empty(())
+
+
+@torch.library.register_fake("npsynth::texture_loss_backward")
+def _texture_loss_backward_fake(grad, target, source, index, target_mask, patch_size):
+    return torch.empty_like(target)
+
+
+def _texture_loss_setup_context(ctx, inputs, output):
+    target, source, index, target_mask, patch_size = inputs
+    ctx.save_for_backward(target, source, index, target_mask)
+    ctx.patch_size = patch_size
+
+
+def _texture_loss_backward(ctx, grad):
+    target, source, index, target_mask = ctx.saved_tensors
+    grad_target = None
+    if ctx.needs_input_grad[0]:
+        grad_target = torch.ops.npsynth.texture_loss_backward(grad, target, source, index, target_mask, ctx.patch_size)
+    return grad_target, None, None, None, None
+
+
+torch.library.register_autograd(
+    "npsynth::texture_loss", _texture_loss_backward, setup_context=_texture_loss_setup_context
+)
