@@ -17,7 +17,27 @@ import sys
 
 import torch
 from setuptools import find_packages, setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def _locate_cuda_home():
+    """torch takes CUDA_HOME from the parent of the first `nvcc` on PATH, which is wrong when that nvcc is a
+    link or wrapper script (e.g. /usr/local/bin/nvcc: it would then look for libcudart in /usr/local/lib).
+    Pick the first candidate that is a real toolkit before torch.utils.cpp_extension reads the environment."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    candidates = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
+    candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    for home in candidates:
+        if os.path.isfile(os.path.join(home, "bin", "nvcc")) and os.path.isfile(
+            os.path.join(home, "include", "cuda_runtime.h")
+        ):
+            os.environ["CUDA_HOME"] = home
+            return
+
+
+_locate_cuda_home()
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 # Every arch CUDA 13 can still target that users plausibly own (Turing .. Blackwell); PTX of the newest
 # lets future GPUs JIT the kernels.

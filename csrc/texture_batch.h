@@ -20,12 +20,12 @@ inline at::Tensor texture_target_count(const at::Tensor& target_mask) { return t
 
 // mean_i ||P_i - P_nn(i)||^2 from the per-position terms (zero off the mask): one ordered sum.
 inline at::Tensor texture_loss_mean(const at::Tensor& terms, const at::Tensor& target_mask) {
-  return terms.sum() / texture_target_count(target_mask).to(terms.scalar_type());
+  return terms.sum().div(texture_target_count(target_mask).to(terms.scalar_type()));
 }
 
 // d loss / d term-gradient: 2 * grad / N, a 0-dim tensor on the loss's device.
 inline at::Tensor texture_grad_scale(const at::Tensor& grad, const at::Tensor& target_mask) {
-  return grad.reshape({}) * 2 / texture_target_count(target_mask).to(grad.scalar_type());
+  return grad.reshape({}).mul(2).div(texture_target_count(target_mask).to(grad.scalar_type()));
 }
 
 }  // namespace npsynth
