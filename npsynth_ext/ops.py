@@ -71,8 +71,9 @@ def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2
     centres may be matched (at least one). Patches are patch_size x patch_size, zero-padded at borders.
     metric: "l2" (squared distance, the paper's) or "cosine" (1 - normalised cross-correlation).
     Returns (index, dist), shaped like target_mask: index is the flat source centre y * Ws + x (int64, -1
-    where target_mask is false); dist the match's distance (0 where target_mask is false). Ties go to the
-    smallest index. Neither output is differentiable.
+    where target_mask is false); dist the match's distance (0 where target_mask is false), computed
+    exactly for the returned match. Among exactly equal patches any one may win: the search rounds its
+    dot products differently per tile. Results are repeatable run to run. Neither output is differentiable.
     """
     _check_pair(target, source, patch_size)
     _check_map("target_mask", target_mask, target, torch.bool)
