@@ -37,7 +37,7 @@ def _locate_cuda_home():
 
 
 _locate_cuda_home()
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 # Every arch CUDA 13 can still target that users plausibly own (Turing .. Blackwell); PTX of the newest
 # lets future GPUs JIT the kernels.

@@ -4,7 +4,7 @@ import torch
 
 import npsynth_ext as nx
 from npsynth_ext import reference
-from samples import Case, box_mask, hole_case, sample_cases
+from samples import box_mask, hole_case, sample_cases
 
 CASES = list(sample_cases())
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-9), torch.float32: dict(rtol=1e-4, atol=1e-4)}

@@ -8,6 +8,7 @@ from test_texture_loss import random_index
 
 CASES = [c for c in sample_cases() if c.name in ("random_7x11_c3", "hole_right_border", "patch5_hole", "batched")]
 
+
 def native_args(case, device, requires_grad=False):
     """The native ops take batched tensors."""
     c = case.to(device)
@@ -17,11 +18,13 @@ def native_args(case, device, requires_grad=False):
     target = lift(c.target).detach().requires_grad_(requires_grad)
     return target, lift(c.source), lift(c.target_mask), lift(c.source_valid), index, c.patch_size
 
+
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_patch_nn(case, metric, device):
     t, s, m, v, _, k = native_args(case, device)
     torch.library.opcheck(torch.ops.npsynth.patch_nn.default, (t, s, m, v, k, metric))
+
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_texture_loss(case, device):
@@ -29,6 +32,7 @@ def test_opcheck_texture_loss(case, device):
     torch.library.opcheck(torch.ops.npsynth.texture_loss.default, (t, s, index, m, k))
     grad = torch.tensor(1.5, dtype=t.dtype, device=device)
     torch.library.opcheck(torch.ops.npsynth.texture_loss_backward.default, (grad, t.detach(), s, index, m, k))
+
 
 def test_compile_fullgraph(device):
     """One compiled step of the pipeline's inner loop: match, loss, gradient."""
