@@ -94,6 +94,40 @@ void centres_and_norms(const PositionRows<T>& rows, const T* fmap, const bool* m
   });
 }
 
+// The source centres to scan, as boxes: bands of kBandRows rows, each cut into the column intervals that
+// hold valid centres (gaps narrower than kMinGap are bridged). Scanning boxes instead of the whole map skips
+// the hole, where no source is valid (about a third of the GEMM work at the paper's shapes), and keeps only
+// one band's copy in memory at a time.
+constexpr int64_t kBandRows = 16;
+constexpr int64_t kMinGap = 8;
+
+std::vector<Box> source_boxes(const bool* valid, int64_t H, int64_t W) {
+  std::vector<Box> boxes;
+  std::vector<char> any(W);
+  for (int64_t y0 = 0; y0 < H; y0 += kBandRows) {
+    const int64_t y1 = std::min(H, y0 + kBandRows);
+    for (int64_t x = 0; x < W; ++x) {
+      any[x] = 0;
+      for (int64_t y = y0; y < y1 && !any[x]; ++y) any[x] = valid[y * W + x];
+    }
+    for (int64_t x = 0; x < W;) {
+      if (!any[x]) { ++x; continue; }
+      int64_t end = x + 1, gap = 0;  // extend while the gap of invalid columns stays below kMinGap
+      for (int64_t u = x + 1; u < W && gap < kMinGap; ++u) {
+        if (any[u]) end = u + 1, gap = 0;
+        else ++gap;
+      }
+      Box b{y1, y0, x, end};  // tighten the rows to those with a valid centre in [x, end)
+      for (int64_t y = y0; y < y1; ++y)
+        for (int64_t u = x; u < end; ++u)
+          if (valid[y * W + u]) b.y0 = std::min(b.y0, y), b.y1 = y + 1;
+      boxes.push_back(b);
+      x = end;
+    }
+  }
+  return boxes;
+}
+
 template <typename T>
 void patch_nn_one(const T* target, const T* source, const bool* t_mask, const bool* s_valid, int64_t C,
                   int64_t Ht, int64_t Wt, int64_t Hs, int64_t Ws, int radius, int metric, int64_t* out_index,
@@ -101,52 +135,54 @@ void patch_nn_one(const T* target, const T* source, const bool* t_mask, const bo
   const Box t_box = mask_box(t_mask, Ht, Wt);
   if (t_box.empty()) return;
   const PositionRows<T> t_rows(target, C, Ht, Wt, t_box, radius);
-  const PositionRows<T> s_rows(source, C, Hs, Ws, mask_box(s_valid, Hs, Ws), radius);
   std::vector<int64_t> t_centre, s_centre;
   std::vector<T> t_norm2, s_norm2;
   centres_and_norms(t_rows, target, t_mask, C, Ht, Wt, t_centre, t_norm2);
-  centres_and_norms(s_rows, source, s_valid, C, Hs, Ws, s_centre, s_norm2);
-
   const int64_t t_first = t_rows.first(), t_n = t_rows.last() - t_first;
-  const int64_t s_first = s_rows.first(), s_n = s_rows.last() - s_first;
   std::vector<T> best_d(t_n, std::numeric_limits<T>::infinity());
   std::vector<int64_t> best_j(t_n, -1);
   at::Tensor score_buf = at::empty({kTargetTile * kSourceTile}, t_rows.rows.options());
+  const auto none = [](const std::vector<int64_t>& centre, int64_t from, int64_t n) {
+    return std::all_of(centre.begin() + from, centre.begin() + from + n, [](int64_t c) { return c < 0; });
+  };
 
-  for (int64_t ti = 0; ti < t_n; ti += kTargetTile) {
-    const int64_t nt = std::min(kTargetTile, t_n - ti);
-    if (std::all_of(t_centre.begin() + ti, t_centre.begin() + ti + nt, [](int64_t c) { return c < 0; })) continue;
-    for (int64_t si = 0; si < s_n; si += kSourceTile) {
-      const int64_t ns = std::min(kSourceTile, s_n - si);
-      if (std::all_of(s_centre.begin() + si, s_centre.begin() + si + ns, [](int64_t c) { return c < 0; }))
-        continue;
-      // score[i, j] = <P_t(ti + i), P_s(si + j)>, accumulated over the patch offsets.
-      at::Tensor score = score_buf.narrow(0, 0, nt * ns).view({nt, ns});
-      bool first = true;
-      for (int dy = -radius; dy <= radius; ++dy)
-        for (int dx = -radius; dx <= radius; ++dx) {
-          const at::Tensor a = t_rows.run(t_first + ti, nt, dy, dx);
-          const at::Tensor b = s_rows.run(s_first + si, ns, dy, dx);
-          if (first) at::mm_out(score, a, b.t());
-          else score.addmm_(a, b.t());
-          first = false;
-        }
-      const T* sc = score.data_ptr<T>();
-      at::parallel_for(0, nt, 16, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          if (t_centre[ti + i] < 0) continue;
-          T bd = best_d[ti + i];
-          int64_t bj = best_j[ti + i];
-          const T tn2 = t_norm2[ti + i];
-          for (int64_t j = 0; j < ns; ++j) {
-            const int64_t q = s_centre[si + j];
-            if (q < 0) continue;
-            const T d = patch_distance_from_dot(sc[i * ns + j], tn2, s_norm2[si + j], metric);
-            nn_merge(d, q, bd, bj);
+  for (const Box& s_box : source_boxes(s_valid, Hs, Ws)) {
+    const PositionRows<T> s_rows(source, C, Hs, Ws, s_box, radius);
+    centres_and_norms(s_rows, source, s_valid, C, Hs, Ws, s_centre, s_norm2);
+    const int64_t s_first = s_rows.first(), s_n = s_rows.last() - s_first;
+    for (int64_t ti = 0; ti < t_n; ti += kTargetTile) {
+      const int64_t nt = std::min(kTargetTile, t_n - ti);
+      if (none(t_centre, ti, nt)) continue;
+      for (int64_t si = 0; si < s_n; si += kSourceTile) {
+        const int64_t ns = std::min(kSourceTile, s_n - si);
+        if (none(s_centre, si, ns)) continue;
+        // score[i, j] = <P_t(ti + i), P_s(si + j)>, accumulated over the patch offsets.
+        at::Tensor score = score_buf.narrow(0, 0, nt * ns).view({nt, ns});
+        bool first = true;
+        for (int dy = -radius; dy <= radius; ++dy)
+          for (int dx = -radius; dx <= radius; ++dx) {
+            const at::Tensor a = t_rows.run(t_first + ti, nt, dy, dx);
+            const at::Tensor b = s_rows.run(s_first + si, ns, dy, dx);
+            if (first) at::mm_out(score, a, b.t());
+            else score.addmm_(a, b.t());
+            first = false;
           }
-          best_d[ti + i] = bd, best_j[ti + i] = bj;
-        }
-      });
+        const T* sc = score.data_ptr<T>();
+        at::parallel_for(0, nt, 16, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            if (t_centre[ti + i] < 0) continue;
+            T bd = best_d[ti + i];
+            int64_t bj = best_j[ti + i];
+            const T tn2 = t_norm2[ti + i];
+            for (int64_t j = 0; j < ns; ++j) {
+              const int64_t q = s_centre[si + j];
+              if (q < 0) continue;
+              nn_merge(patch_distance_from_dot(sc[i * ns + j], tn2, s_norm2[si + j], metric), q, bd, bj);
+            }
+            best_d[ti + i] = bd, best_j[ti + i] = bj;
+          }
+        });
+      }
     }
   }
   // The GEMM form loses digits to cancellation for l2; report each winner's distance computed directly.

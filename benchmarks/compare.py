@@ -1,0 +1,118 @@
+"""Each op against its pure-PyTorch reference, measured side by side in one run, at the paper's shapes.
+
+    python benchmarks/compare.py [--device cpu|cuda] [--repeats N]
+
+Prints the median time of each, the speed-up (reference time / ours), and the peak extra memory while the
+call runs: on the CPU the rise of the process's peak resident set (malloc is told to return big blocks to
+the OS at once, so freed-and-reused memory is not hidden); on CUDA torch's peak allocated memory.
+"""
+import argparse
+import ctypes
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cases import SHAPES, patch_nn_call, texture_loss_call  # noqa: E402
+
+import npsynth_ext  # noqa: E402
+
+OPS = {"patch_nn": patch_nn_call, "texture_loss fwd+bwd": texture_loss_call}
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+LIBC = _libc()
+
+
+def _status_mb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def peak_extra_mb(fn, device):
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    if LIBC is None or not os.path.exists("/proc/self/clear_refs"):
+        return float("nan")
+    LIBC.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak resident set (VmHWM) to the current one
+    base = _status_mb("VmRSS")
+    fn()
+    return _status_mb("VmHWM") - base
+
+
+def median_seconds(fn, device, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is visible")
+    if LIBC is not None and args.device == "cpu":
+        LIBC.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+
+    print(f"machine: {machine(args.device)}; torch {torch.__version__}; build {npsynth_ext.build_info()}")
+    print(f"median of {args.repeats} runs after one warm-up; memory = peak extra during one call\n")
+    header = f"| {'op':<21} | {'shape':<12} | {'ours ms':>9} | {'ref ms':>9} | {'speed-up':>8} | " \
+             f"{'ours MB':>8} | {'ref MB':>8} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for op, factory in OPS.items():
+        for shape in SHAPES:
+            res = {}
+            for impl in ("ours", "reference"):
+                fn = factory(impl, shape, args.device)
+                fn()
+                mem = peak_extra_mb(fn, args.device)
+                res[impl] = (median_seconds(fn, args.device, args.repeats), mem)
+                del fn
+            (t_ours, m_ours), (t_ref, m_ref) = res["ours"], res["reference"]
+            print(f"| {op:<21} | {shape:<12} | {t_ours * 1e3:9.1f} | {t_ref * 1e3:9.1f} | {t_ref / t_ours:7.1f}x | "
+                  f"{m_ours:8.1f} | {m_ref:8.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
