@@ -1,7 +1,7 @@
 """What the installed native extension was compiled with."""
 import torch
 
-from . import _C  # noqa: F401  (loading the library registers torch.ops.npsynth.*)
+from . import _native  # noqa: F401  (loads the library: registers torch.ops.npsynth.*)
 
 OPS = ("patch_nn", "texture_loss", "texture_loss_backward")
 

@@ -7,7 +7,7 @@ source, index values in range) run in the C++ entry points.
 """
 import torch
 
-from . import _C  # noqa: F401  (loading the library registers torch.ops.npsynth.*)
+from . import _native  # noqa: F401  (loads the library: registers torch.ops.npsynth.*)
 
 METRICS = ("l2", "cosine")
 

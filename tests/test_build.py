@@ -1,0 +1,29 @@
+"""What the installed binary says about itself (build_info) agrees with what is really registered."""
+import os
+
+import pytest
+import torch
+
+import npsynth_ext as nx
+
+OPS = {"patch_nn", "texture_loss", "texture_loss_backward"}
+
+
+def test_build_info_reports_the_registered_kernels():
+    info = nx.build_info()
+    assert set(info["cpu_kernels"]) == OPS
+    assert info["openmp"], "the CPU kernels were compiled without OpenMP"
+    assert info["torch_version"].split("+")[0] == torch.__version__.split("+")[0], (
+        f"built against torch {info['torch_version']} but running {torch.__version__}: rebuild the package")
+    if info["cuda"]:
+        assert set(info["cuda_kernels"]) == OPS and info["cuda_arch_list"]
+    else:
+        assert info["cuda_kernels"] == []
+
+
+def test_cuda_build_when_required():
+    """CI sets NPSYNTH_EXPECT_CUDA=1: there a build without the CUDA kernels is a failure, GPU or not."""
+    if os.environ.get("NPSYNTH_EXPECT_CUDA") != "1":
+        pytest.skip("NPSYNTH_EXPECT_CUDA is not set")
+    info = nx.build_info()
+    assert info["cuda"] and set(info["cuda_kernels"]) == OPS, info
