@@ -27,6 +27,14 @@ def layer_inputs(shape, device="cpu", seed=0):
     return fmap, touched.to(device), (~touched).to(device)
 
 
+def patch_nn_gflop(shape):
+    """The multiply-adds of exact search, counted as the reference does them: every target patch against
+    every valid source patch (2 * C * 9 flops each)."""
+    C = SHAPES[shape][0]
+    _, mask, valid = layer_inputs(shape)
+    return 2 * int(mask.sum()) * int(valid.sum()) * C * 9 / 1e9
+
+
 def patch_nn_call(impl, shape, device="cpu", metric="l2"):
     fmap, mask, valid = layer_inputs(shape, device)
     op = IMPLS[impl].patch_nn

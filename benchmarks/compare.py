@@ -2,8 +2,8 @@
 
     python benchmarks/compare.py [--device cpu|cuda] [--repeats N]
 
-Prints the median time of each, the speed-up (reference time / ours), and the peak extra memory while the
-call runs: on the CPU the rise of the process's peak resident set (malloc is told to return big blocks to
+Prints the median time of each, the speed-up (reference time / ours), the rate of exact search in useful
+GFLOP/s (the reference's flop count over our time), and the peak extra memory while the call runs: on the CPU the rise of the process's peak resident set (malloc is told to return big blocks to
 the OS at once, so freed-and-reused memory is not hidden); on CUDA torch's peak allocated memory.
 """
 import argparse
@@ -18,11 +18,16 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import SHAPES, patch_nn_call, texture_loss_call  # noqa: E402
+from cases import SHAPES, patch_nn_call, patch_nn_gflop, texture_loss_call  # noqa: E402
 
 import npsynth_ext  # noqa: E402
 
-OPS = {"patch_nn": patch_nn_call, "texture_loss fwd+bwd": texture_loss_call}
+# name: (factory of the timed call, its GFLOP count or None)
+OPS = {
+    "patch_nn l2": (patch_nn_call, patch_nn_gflop),
+    "patch_nn cosine": (lambda impl, shape, device: patch_nn_call(impl, shape, device, "cosine"), patch_nn_gflop),
+    "texture_loss fwd+bwd": (texture_loss_call, None),
+}
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -97,10 +102,10 @@ def main():
     print(f"machine: {machine(args.device)}; torch {torch.__version__}; build {npsynth_ext.build_info()}")
     print(f"median of {args.repeats} runs after one warm-up; memory = peak extra during one call\n")
     header = f"| {'op':<21} | {'shape':<12} | {'ours ms':>9} | {'ref ms':>9} | {'speed-up':>8} | " \
-             f"{'ours MB':>8} | {'ref MB':>8} |"
+             f"{'ours MB':>8} | {'ref MB':>8} | {'ours GFLOP/s':>12} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for op, factory in OPS.items():
+    for op, (factory, gflop) in OPS.items():
         for shape in SHAPES:
             res = {}
             for impl in ("ours", "reference"):
@@ -110,8 +115,9 @@ def main():
                 res[impl] = (median_seconds(fn, args.device, args.repeats), mem)
                 del fn
             (t_ours, m_ours), (t_ref, m_ref) = res["ours"], res["reference"]
+            rate = f"{gflop(shape) / t_ours:12.0f}" if gflop else " " * 12
             print(f"| {op:<21} | {shape:<12} | {t_ours * 1e3:9.1f} | {t_ref * 1e3:9.1f} | {t_ref / t_ours:7.1f}x | "
-                  f"{m_ours:8.1f} | {m_ref:8.1f} |", flush=True)
+                  f"{m_ours:8.1f} | {m_ref:8.1f} | {rate} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     batched = target.dim() == 4
-    t, s, m, v = _batched(target, source, target_mask, source_valid)
+    # Matching is not differentiable: detach so the outputs never claim a gradient path.
+    t, s, m, v = _batched(target.detach(), source.detach(), target_mask, source_valid)
     index, dist = torch.ops.npsynth.patch_nn(t, s, m, v, patch_size, metric)
     return (index, dist) if batched else (index[0], dist[0])
 

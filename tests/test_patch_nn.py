@@ -105,3 +105,11 @@ def test_zero_patches_under_cosine_match_nothing_in_particular(device):
     index, dist = nx.patch_nn(target.to(device), source.to(device), mask.to(device),
                               torch.ones(5, 5, dtype=torch.bool, device=device), metric="cosine")
     assert dist[2, 2].item() == 1.0 and index[2, 2].item() == 0
+
+
+def test_outputs_carry_no_gradient(device):
+    """Matching is not differentiable: inputs that require grad give outputs that do not."""
+    c = next(c for c in CASES if c.name == "random_7x11_c3").to(device)
+    target = c.target.clone().requires_grad_()
+    index, dist = nx.patch_nn(target, target, c.target_mask, c.target_mask | True)
+    assert not index.requires_grad and not dist.requires_grad
