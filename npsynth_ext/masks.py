@@ -72,15 +72,21 @@ class Frame:
 
 
 def plan_frame(mask, max_frame=512):
-    """The working frame for a hole: about twice the hole's extent, at least MIN_FRAME, a multiple of
-    FRAME_MULTIPLE, centred on the hole and kept inside the image where possible."""
+    """The working frame for a hole: twice the hole's extent (but not past the image's larger side), at
+    least MIN_FRAME, a multiple of FRAME_MULTIPLE, centred on the hole and kept inside the image where
+    possible."""
     if max_frame < MIN_FRAME or max_frame % FRAME_MULTIPLE:
         raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}")
     H, W = mask.shape
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     extent = max(y1 - y0, x1 - x0)
-    side = max(MIN_FRAME, -(-2 * extent // FRAME_MULTIPLE) * FRAME_MULTIPLE)
+
+    def round_up(v):
+        return -(-v // FRAME_MULTIPLE) * FRAME_MULTIPLE
+
+    # Twice the hole, but no bigger than the image needs: past that, the frame would only add padding.
+    side = max(MIN_FRAME, round_up(extent), min(round_up(2 * extent), round_up(max(H, W))))
 
     def place(lo, hi, size):
         start = (lo + hi) // 2 - side // 2

@@ -1,7 +1,7 @@
 """The three-scale fill (Yang et al. 2017), top to bottom.
 
-fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 and frame solves for the hole
-pixels x only:
+fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 and frame (scales below
+128px are skipped: a 256 frame is worked at 128 and 256) solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -29,6 +29,7 @@ from .ops import patch_nn, texture_loss
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
+MIN_SCALE = 128
 
 
 @dataclass
@@ -86,13 +87,22 @@ def fill_u8(image_u8, hole_full, opts):
     return masks_mod.paste_frame(image_u8, hole_full, frame, result.cpu())
 
 
+def scale_plan(n, iters):
+    """[(side, iterations)] coarse to fine: n/4, n/2, n, skipping sides below MIN_SCALE (VGG sees little
+    in a smaller image: relu4_1 of a 64px image is 8x8). The coarsest scale kept, where the texture
+    first forms from the smooth prior, always gets iters[0]."""
+    plan = [(size, it) for size, it in zip((n // 4, n // 2, n), iters) if size >= min(MIN_SCALE, n)]
+    plan[0] = (plan[0][0], iters[0])
+    return plan
+
+
 def synthesize(net, rgb, hole, inside, opts):
-    """Three scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
+    """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result = None
-    for k, iters in enumerate(opts.iters):
-        size = n >> (len(opts.iters) - 1 - k)
+    plan = scale_plan(n, opts.iters)
+    for k, (size, iters) in enumerate(plan):
         known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
@@ -103,7 +113,7 @@ def synthesize(net, rgb, hole, inside, opts):
             content = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             content = content.clamp(0, 1)
         start = torch.where(hole_k, content, known)
-        result = solve_scale(net, start, hole_k, inside_k, iters, opts, f"scale {k + 1}/3 ({size}px)")
+        result = solve_scale(net, start, hole_k, inside_k, iters, opts, f"scale {k + 1}/{len(plan)} ({size}px)")
         if opts.save_steps:
             save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
     return result

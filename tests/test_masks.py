@@ -1,0 +1,112 @@
+"""Masks and framing: loading, checks, the working frame on odd sizes and border holes, paste-back."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from npsynth_ext import masks as M
+
+
+def test_box_mask_and_bounds():
+    m = M.box_mask((10, 7), 2, 3, 4, 2)
+    assert m.shape == (7, 10) and m.sum() == 8 and m[3:5, 2:6].all()
+    for bad in [(-1, 0, 2, 2), (0, 0, 11, 1), (0, 6, 1, 2), (0, 0, 0, 3)]:
+        with pytest.raises(M.MaskError):
+            M.box_mask((10, 7), *bad)
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "RGB", "RGBA", "P"])
+def test_load_mask_nonzero_is_hole(tmp_path, mode):
+    arr = np.zeros((9, 13), np.uint8)
+    arr[2:5, 3:11] = 255
+    arr[7, 1] = 1  # any nonzero value counts, however dark
+    img = Image.fromarray(arr)
+    img = img.convert(mode) if mode not in ("1",) else Image.fromarray(arr > 0)
+    if mode == "1":
+        arr = (arr > 0).astype(np.uint8)  # a 1-bit image keeps only on/off
+    path = tmp_path / f"m_{mode}.png"
+    img.save(path)
+    mask = M.load_mask(path, (13, 9))
+    expected = arr != 0
+    if mode in ("RGB", "RGBA", "P"):
+        expected = np.asarray(img.convert("RGB")).any(-1)
+    assert mask.dtype == bool and (mask == expected).all() and mask[2:5, 3:11].all()
+
+
+def test_load_mask_size_mismatch(tmp_path):
+    Image.fromarray(np.ones((9, 13), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(M.MaskError, match="mask .* is 13x9 but the image is 12x9"):
+        M.load_mask(tmp_path / "m.png", (12, 9))
+
+
+def test_check_mask():
+    with pytest.raises(M.MaskError, match="empty"):
+        M.check_mask(np.zeros((5, 6)), (5, 6))
+    with pytest.raises(M.MaskError, match="whole image"):
+        M.check_mask(np.ones((5, 6)), (5, 6))
+    with pytest.raises(M.MaskError, match="mask is 6x4 but the image is 6x5"):
+        M.check_mask(np.ones((4, 6)), (5, 6))
+    with pytest.raises(M.MaskError, match="2-D"):
+        M.check_mask(np.ones((5, 6, 3)), (5, 6))
+
+
+HOLES = {
+    "middle": (97, 131, (40, 60, 50, 70)),
+    "top_left_corner": (97, 131, (0, 20, 0, 30)),
+    "bottom_right_corner": (97, 131, (80, 97, 100, 131)),
+    "left_edge_tall": (300, 211, (10, 290, 0, 5)),
+    "big_in_small_image": (150, 90, (10, 140, 10, 80)),
+    "wide_image": (120, 900, (50, 70, 400, 700)),
+    "one_pixel": (64, 64, (63, 64, 0, 1)),
+}
+
+
+@pytest.mark.parametrize("name", HOLES)
+def test_frame_contains_hole_and_follows_rules(name):
+    H, W, (y0, y1, x0, x1) = HOLES[name]
+    mask = np.zeros((H, W), bool)
+    mask[y0:y1, x0:x1] = True
+    f = M.plan_frame(mask, max_frame=256)
+    assert f.side % M.FRAME_MULTIPLE == 0 and f.side >= M.MIN_FRAME
+    assert f.y0 <= y0 and f.y0 + f.side >= y1 and f.x0 <= x0 and f.x0 + f.side >= x1, "hole outside frame"
+    extent = max(y1 - y0, x1 - x0)
+    assert f.side >= extent
+    for start, size in ((f.y0, H), (f.x0, W)):
+        if f.side <= size:
+            assert 0 <= start and start + f.side <= size, "frame leaves the image needlessly"
+        else:
+            assert start <= 0 and start + f.side >= size, "frame bigger than the image must cover all of it"
+    assert f.work == min(f.side, 256)
+
+
+def test_reflect_matches_numpy_pad():
+    for size in (1, 2, 5):
+        idx = torch.arange(-13, size + 13)
+        got = M._reflect(idx, size)
+        want = np.pad(np.arange(size), 13, mode="reflect" if size > 1 else "edge")
+        assert got.tolist() == want.tolist()
+
+
+def test_downscaled_mask_keeps_tiny_holes():
+    m = torch.zeros(64, 64, dtype=torch.bool)
+    m[37, 5] = True
+    small = M.downscale_mask(m, 16)
+    assert small.sum() == 1 and small[9, 1]
+
+
+@pytest.mark.parametrize("name", ["middle", "bottom_right_corner", "big_in_small_image"])
+@pytest.mark.parametrize("max_frame", [128, 512])
+def test_crop_then_paste_changes_only_the_hole(name, max_frame):
+    H, W, (y0, y1, x0, x1) = HOLES[name]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mask = np.zeros((H, W), bool)
+    mask[y0:y1, x0:x1] = True
+    f = M.plan_frame(mask, max_frame)
+    rgb, hole, inside = M.crop_frame(torch.from_numpy(image).permute(2, 0, 1).float() / 255, mask, f)
+    assert rgb.shape == (3, f.work, f.work) and hole.shape == inside.shape == (f.work, f.work)
+    assert hole.sum() >= mask.sum() * (f.work / f.side) ** 2 * 0.99 and not (hole & ~inside).any()
+    out = M.paste_frame(image, mask, f, torch.full_like(rgb, 0.5))
+    assert (out[~mask] == image[~mask]).all() and (np.abs(out[mask].astype(int) - 128) <= 1).all()
+    if f.work == f.side:  # no resampling: pasting the crop back is the identity
+        assert (M.paste_frame(image, mask, f, rgb) == image).all()

@@ -1,0 +1,132 @@
+"""The three-scale fill end to end, on small crops of scikit-image photos (fast settings)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+import npsynth_ext as nx
+from npsynth_ext import masks as M
+from npsynth_ext.vgg import load_texture_net
+
+FAST = dict(iters=(6, 3, 2), rematch_every=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_texture_net()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A 120x150 crop of the coffee photo with a 40x50 hole off-centre."""
+    img = np.ascontiguousarray(data.coffee()[100:220, 200:350])
+    mask = np.zeros(img.shape[:2], bool)
+    mask[30:70, 60:110] = True
+    return img, mask
+
+
+def test_fill_changes_only_the_hole(photo, net):
+    img, mask = photo
+    damaged = img.copy()
+    damaged[mask] = 0
+    out = nx.fill(damaged, mask, texture_net=net, **FAST)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert (out[~mask] == damaged[~mask]).all(), "pixels outside the hole changed"
+    assert (out[mask] != 0).any(axis=-1).mean() > 0.99, "the hole was not filled"
+    # a sane fill: the hole's colours are close to the photo's, not garbage
+    assert np.abs(out[mask].astype(float).mean(0) - img[mask].astype(float).mean(0)).max() < 40
+
+
+def test_fill_is_deterministic_on_cpu(photo, net):
+    img, mask = photo
+    a = nx.fill(img, mask, texture_net=net, seed=3, **FAST)
+    b = nx.fill(img, mask, texture_net=net, seed=3, **FAST)
+    assert (a == b).all()
+
+
+def test_texture_optimisation_beats_the_prior_alone(net):
+    """On a textured photo the optimised fill is much closer to the photo's own patches than the content
+    prior it starts from (texture energy: mean cosine distance of each hole patch to its nearest patch
+    outside, on relu3_1 and relu4_1), and much sharper."""
+    img = np.stack([data.brick()[:128, :128]] * 3, -1)
+    mask = np.zeros((128, 128), bool)
+    mask[40:88, 40:88] = True
+    prior = nx.fill(img, mask, texture_net=net, iters=(0, 0, 0), progress=False)
+    ours = nx.fill(img, mask, texture_net=net, iters=(30, 10, 10), rematch_every=5, progress=False)
+
+    def grow(m):
+        return torch.nn.functional.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0
+
+    def texture_energy(out):
+        x = torch.from_numpy(out).permute(2, 0, 1).float()[None] / 255
+        with torch.no_grad():
+            feats = net(x)
+        total = 0
+        for f in (feats["relu3_1"][0], feats["relu4_1"][0]):
+            targets = grow(M.downscale_mask(torch.from_numpy(mask), f.shape[-1]))
+            _, dist = nx.patch_nn(f, f, targets, ~grow(targets), 3, "cosine")
+            total += dist[targets].mean() / 2
+        return total
+
+    def sharpness(out):
+        g = out.astype(float).mean(-1)
+        return np.hypot(np.diff(g, axis=0)[:, :-1], np.diff(g, axis=1)[:-1])[mask[:-1, :-1]].mean()
+
+    assert texture_energy(ours) < 0.75 * texture_energy(prior)
+    assert sharpness(ours) > 2 * sharpness(prior)
+
+
+def test_api_keeps_the_callers_image_kind(photo, net):
+    img, mask = photo
+    pil = nx.fill(Image.fromarray(img), Image.fromarray(mask.astype(np.uint8) * 255), texture_net=net,
+                  iters=(1, 0, 0), progress=False)
+    assert isinstance(pil, Image.Image) and pil.size == (img.shape[1], img.shape[0]) and pil.mode == "RGB"
+    t = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    out = nx.fill(t, torch.from_numpy(mask), texture_net=net, iters=(1, 0, 0), progress=False)
+    assert isinstance(out, torch.Tensor) and out.shape == t.shape and out.dtype == torch.float32
+    assert torch.equal(out[:, ~torch.from_numpy(mask)], (t * 255).round()[:, ~torch.from_numpy(mask)] / 255)
+    gray = nx.fill(img.mean(-1).astype(np.uint8), mask, texture_net=net, iters=(1, 0, 0), progress=False)
+    assert gray.shape == img.shape
+
+
+def test_save_steps_writes_each_scale(photo, net, tmp_path):
+    img, mask = photo
+    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path), **FAST)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["scale1_128.png"]  # a 128 frame has one scale: smaller ones are skipped
+    assert Image.open(tmp_path / "scale1_128.png").size == (128, 128)
+
+
+@pytest.mark.parametrize("n,plan", [(512, [(128, 7), (256, 8), (512, 9)]), (256, [(128, 7), (256, 9)]),
+                                    (128, [(128, 7)]), (1024, [(256, 7), (512, 8), (1024, 9)])])
+def test_scale_plan(n, plan):
+    from npsynth_ext.pipeline import scale_plan
+
+    assert scale_plan(n, (7, 8, 9)) == plan
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(alpha=-1), "alpha and beta"),
+    (dict(iters=(1, 2)), "three"),
+    (dict(rematch_every=0), "rematch_every"),
+    (dict(layers=("relu5_1",)), "layers"),
+    (dict(metric="l1"), "metric"),
+    (dict(max_frame=100), "max_frame"),
+])
+def test_bad_options(photo, net, bad, match):
+    img, mask = photo
+    with pytest.raises(ValueError, match=match):
+        nx.fill(img, mask, texture_net=net, progress=False, **bad)
+
+
+def test_bad_image_and_mask(photo):
+    img, mask = photo
+    with pytest.raises(M.MaskError, match="empty"):
+        nx.fill(img, np.zeros_like(mask))
+    with pytest.raises(M.MaskError, match="but the image is"):
+        nx.fill(img, mask[:-1])
+    with pytest.raises(TypeError, match="image must be"):
+        nx.fill("photo.png", mask)
+    with pytest.raises(ValueError, match="NaN"):
+        nx.fill(np.full(img.shape, np.nan), mask)
