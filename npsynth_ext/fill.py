@@ -148,7 +148,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (CliError, MaskError, FileNotFoundError, ValueError) as exc:
+    except (CliError, MaskError, OSError, ValueError) as exc:  # bad input, unreadable or unwritable files
         print(f"npsynth_ext.fill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,120 @@
+"""python -m npsynth_ext.fill: error paths (one line, exit 2, nothing written) and a real run."""
+import importlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# `from npsynth_ext import fill` would give the fill() function, which shares the module's name.
+cli = importlib.import_module("npsynth_ext.fill")
+
+FAST = ["--iters", "3", "1", "1", "--quiet"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    img = (rng.random((70, 90, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    mask = np.zeros((70, 90), np.uint8)
+    mask[20:40, 30:60] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.fromarray(mask[:-1]).save(tmp_path / "small_mask.png")
+    Image.fromarray(mask * 0).save(tmp_path / "empty_mask.png")
+    (tmp_path / "not_an_image.png").write_text("hello")
+    return tmp_path, img, mask > 0
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["{d}/missing.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png"], "image not found"),
+    (["{d}/not_an_image.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png"], "cannot read image"),
+    (["{d}/in.png", "--mask", "{d}/small_mask.png", "-o", "{d}/o.png"], "mask .* is 90x69 but the image is 90x70"),
+    (["{d}/in.png", "--mask", "{d}/empty_mask.png", "-o", "{d}/o.png"], "mask is empty"),
+    (["{d}/in.png", "--mask", "{d}/nope.png", "-o", "{d}/o.png"], "mask not found"),
+    (["{d}/in.png", "--mask", "{d}/not_an_image.png", "-o", "{d}/o.png"], "cannot read mask"),
+    (["{d}/in.png", "--box", "80", "10", "20", "5", "-o", "{d}/o.png"], "does not fit"),
+    (["{d}/in.png", "--box", "0", "0", "90", "70", "-o", "{d}/o.png"], "whole image"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/no/such/dir/o.png"], "output folder does not exist"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.xyz"], "unknown image extension"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5"], "give the output path"),
+    (["{d}/in.png", "-o", "{d}/o.png"], "give the hole"),
+    (["--demo", "{d}/in.png"], "--demo takes no IMAGE"),
+    ([], "give an IMAGE"),
+])
+def test_errors_are_one_line_exit_2_and_write_nothing(files, capsys, argv, message):
+    d, _, _ = files
+    before = sorted(p.name for p in d.iterdir())
+    code, err = run_cli(capsys, *[a.format(d=d) for a in argv])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("npsynth_ext.fill: error:"), err
+    assert re.search(message, lines[0]), lines[0]
+    assert sorted(p.name for p in d.iterdir()) == before, "a failed run left files behind"
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "npsynth_ext.fill", str(tmp_path / "missing.png"), "--box", "0",
+                           "0", "2", "2", "-o", str(tmp_path / "o.png")], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "image not found" in proc.stderr
+
+
+def test_fill_with_mask_writes_the_result(files, capsys):
+    d, img, hole = files
+    code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--save-steps",
+                        d / "steps", *FAST)
+    assert code == 0, err
+    out = np.asarray(Image.open(d / "out.png"))
+    assert out.shape == img.shape and (out[~hole] == img[~hole]).all() and (out[hole] != img[hole]).any()
+    assert [p.name for p in (d / "steps").iterdir()] == ["scale1_128.png"]
+    assert not [p for p in d.iterdir() if ".tmp" in p.name]
+
+
+def test_box_and_jpeg_output(files, capsys):
+    d, img, _ = files
+    code, err = run_cli(capsys, d / "in.png", "--box", 30, 20, 30, 20, "-o", d / "out.jpg", *FAST)
+    assert code == 0, err
+    assert Image.open(d / "out.jpg").format == "JPEG"
+
+
+def test_demo_runs(tmp_path, capsys):
+    code, err = run_cli(capsys, "--demo", "-o", tmp_path / "demo.png", "--iters", "1", "0", "0", "--quiet")
+    assert code == 0, err
+    demo = np.asarray(Image.open(cli.DEMO_IMAGE).convert("RGB"))
+    out = np.asarray(Image.open(tmp_path / "demo.png"))
+    hole = np.asarray(Image.open(cli.DEMO_MASK)) > 0
+    assert out.shape == demo.shape == (512, 512, 3) and hole.sum() == 256 * 256
+    assert (out[~hole] == demo[~hole]).all()
+
+
+def test_failed_write_leaves_no_partial_file(files, capsys, monkeypatch):
+    d, _, _ = files
+
+    def broken_save(self, fp, format=None, **kw):
+        with open(fp, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    code, err = run_cli(capsys, d / "in.png", "--box", 30, 20, 30, 20, "-o", d / "out.png", *FAST)
+    assert code == 2 and "disk full" in err
+    assert not (d / "out.png").exists() and not [p for p in d.iterdir() if ".tmp" in p.name]
+
+
+def test_fill_api_survives_importing_the_cli_module(files):
+    """Importing the CLI module rebinds npsynth_ext.fill to it; npsynth_ext.fill(image, mask) must still fill."""
+    import npsynth_ext
+
+    _, img, hole = files
+    assert npsynth_ext.fill is cli
+    out = npsynth_ext.fill(img, hole, iters=(1, 0, 0), progress=False)
+    assert out.shape == img.shape and (out[~hole] == img[~hole]).all()
