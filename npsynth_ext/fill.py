@@ -46,7 +46,8 @@ def build_parser():
     p.add_argument("--beta", type=float, default=defaults.beta, help="smoothness weight (default %(default)s)")
     p.add_argument("--iters", type=int, nargs=3, default=list(defaults.iters), metavar=("N1", "N2", "N3"),
                    help="L-BFGS iterations per scale, coarse to fine (default %(default)s)")
-    p.add_argument("--metric", choices=["cosine", "l2"], default=defaults.metric, help="patch matching metric")
+    p.add_argument("--metric", choices=["cosine", "l2"], nargs="+", default=list(defaults.metric),
+                   metavar="M", help="patch matching, one metric or one per scale: cosine, l2 (default %(default)s)")
     p.add_argument("--max-frame", type=int, default=defaults.max_frame,
                    help="work on larger frames downscaled to this side (default %(default)s)")
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
@@ -133,7 +134,10 @@ def run(args):
 
         if not torch.cuda.is_available():
             raise CliError("--device cuda: no CUDA GPU is available")
-    opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=args.metric,
+    if len(args.metric) not in (1, 3):
+        raise CliError("--metric takes one metric or three (one per scale)")
+    metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
+    opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
                                 seed=args.seed, progress=not args.quiet, save_steps=args.save_steps)
     start = time.perf_counter()

@@ -34,11 +34,13 @@ MIN_SCALE = 128
 
 @dataclass
 class FillOptions:
-    alpha: float = 0.05  # texture weight (relative patch error vs. mean squared pixel error)
+    alpha: float = 0.3  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
     iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
-    metric: str = "cosine"  # patch distance for matching: "cosine" (authors' code) or "l2" (paper)
+    # Patch matching per scale (one name for all, or three): "cosine" (the authors' code) lets a blurry
+    # start match textured patches; "l2" (the paper) keeps magnitudes, once the texture exists.
+    metric: object = ("cosine", "l2", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
     max_frame: int = 512  # larger frames are worked on downscaled to this side
     content: object = "classical"  # content prior: a name from content.PRIORS or a callable
@@ -60,8 +62,9 @@ class FillOptions:
         unknown = set(self.layers) - set(LAYERS)
         if unknown or not self.layers:
             raise ValueError(f"layers must be a non-empty subset of {sorted(LAYERS)}")
-        if self.metric not in ("l2", "cosine"):
-            raise ValueError(f"metric must be 'l2' or 'cosine', got {self.metric!r}")
+        self.metric = (self.metric,) * 3 if isinstance(self.metric, str) else tuple(self.metric)
+        if len(self.metric) != 3 or set(self.metric) - {"l2", "cosine"}:
+            raise ValueError(f"metric must be 'l2', 'cosine' or three of them (coarse to fine), got {self.metric!r}")
 
 
 def fill(image, mask, **options):
@@ -78,21 +81,22 @@ def fill_u8(image_u8, hole_full, opts):
     """The fill on a checked (H, W, 3) uint8 image and bool mask."""
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
-    torch.manual_seed(opts.seed)
     net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
     frame = masks_mod.plan_frame(hole_full, opts.max_frame)
     image = torch.from_numpy(image_u8.copy()).permute(2, 0, 1).float() / 255
     rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
-    result = synthesize(net, rgb, hole, inside, opts)
+    with torch.random.fork_rng(devices=[]):  # seed our work without disturbing the caller's generator
+        torch.manual_seed(opts.seed)
+        result = synthesize(net, rgb, hole, inside, opts)
     return masks_mod.paste_frame(image_u8, hole_full, frame, result.cpu())
 
 
-def scale_plan(n, iters):
-    """[(side, iterations)] coarse to fine: n/4, n/2, n, skipping sides below MIN_SCALE (VGG sees little
-    in a smaller image: relu4_1 of a 64px image is 8x8). The coarsest scale kept, where the texture
-    first forms from the smooth prior, always gets iters[0]."""
-    plan = [(size, it) for size, it in zip((n // 4, n // 2, n), iters) if size >= min(MIN_SCALE, n)]
-    plan[0] = (plan[0][0], iters[0])
+def scale_plan(n, iters, metrics):
+    """[(side, iterations, metric)] coarse to fine: n/4, n/2, n, skipping sides below MIN_SCALE (VGG sees
+    little in a smaller image: relu4_1 of a 64px image is 8x8). The coarsest scale kept, where the texture
+    first forms from the smooth prior, always gets the first entries of iters and metrics."""
+    plan = [p for p in zip((n // 4, n // 2, n), iters, metrics) if p[0] >= min(MIN_SCALE, n)]
+    plan[0] = (plan[0][0], iters[0], metrics[0])
     return plan
 
 
@@ -101,8 +105,8 @@ def synthesize(net, rgb, hole, inside, opts):
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result = None
-    plan = scale_plan(n, opts.iters)
-    for k, (size, iters) in enumerate(plan):
+    plan = scale_plan(n, opts.iters, opts.metric)
+    for k, (size, iters, metric) in enumerate(plan):
         known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
@@ -113,7 +117,8 @@ def synthesize(net, rgb, hole, inside, opts):
             content = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             content = content.clamp(0, 1)
         start = torch.where(hole_k, content, known)
-        result = solve_scale(net, start, hole_k, inside_k, iters, opts, f"scale {k + 1}/{len(plan)} ({size}px)")
+        result = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
+                             f"scale {k + 1}/{len(plan)} ({size}px)")
         if opts.save_steps:
             save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
     return result
@@ -150,7 +155,7 @@ class TextureTerm:
         return texture_loss(features, self.source, self.index, self.target_mask, PATCH_SIZE) / self.norm
 
 
-def solve_scale(net, start, hole, inside, iters, opts, label):
+def solve_scale(net, start, hole, inside, iters, metric, opts, label):
     """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image."""
     if iters == 0 or opts.alpha == 0 and opts.beta == 0:
         return start
@@ -167,7 +172,7 @@ def solve_scale(net, start, hole, inside, iters, opts, label):
 
     with torch.no_grad():
         source_feats = net(start[None])
-    terms = {name: TextureTerm(source_feats[name][0], hole, inside, opts.metric) for name in opts.layers}
+    terms = {name: TextureTerm(source_feats[name][0], hole, inside, metric) for name in opts.layers}
     terms = {name: t for name, t in terms.items() if t.usable}
 
     def energy():

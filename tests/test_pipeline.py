@@ -98,12 +98,13 @@ def test_save_steps_writes_each_scale(photo, net, tmp_path):
     assert Image.open(tmp_path / "scale1_128.png").size == (128, 128)
 
 
-@pytest.mark.parametrize("n,plan", [(512, [(128, 7), (256, 8), (512, 9)]), (256, [(128, 7), (256, 9)]),
-                                    (128, [(128, 7)]), (1024, [(256, 7), (512, 8), (1024, 9)])])
+@pytest.mark.parametrize("n,plan", [
+    (512, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c")]), (256, [(128, 7, "a"), (256, 9, "c")]),
+    (128, [(128, 7, "a")]), (1024, [(256, 7, "a"), (512, 8, "b"), (1024, 9, "c")])])
 def test_scale_plan(n, plan):
     from npsynth_ext.pipeline import scale_plan
 
-    assert scale_plan(n, (7, 8, 9)) == plan
+    assert scale_plan(n, (7, 8, 9), ("a", "b", "c")) == plan
 
 
 @pytest.mark.parametrize("bad,match", [
