@@ -137,7 +137,7 @@ def main():
     options = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        options[key] = tuple(int(v) for v in value.split(",")) if "," in value else _number_or_text(value)
+        options[key] = tuple(_number_or_text(v) for v in value.split(",")) if "," in value else _number_or_text(value)
     available = photos()
     images = args.images.split(",")
     for name in images:

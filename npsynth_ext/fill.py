@@ -141,11 +141,13 @@ def run(args):
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
                                 seed=args.seed, progress=not args.quiet, save_steps=args.save_steps)
     start = time.perf_counter()
-    result = pipeline.fill_u8(image, hole, opts)
+    timings = {}
+    result = pipeline.fill_u8(image, hole, opts, timings)
     write_image_atomically(result, output)
     if not args.quiet:
+        split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
         print(f"wrote {output}: {image.shape[1]}x{image.shape[0]}, {int(hole.sum())} hole pixels, "
-              f"{time.perf_counter() - start:.1f} s")
+              f"{time.perf_counter() - start:.1f} s ({split})")
 
 
 def main(argv=None):

@@ -128,10 +128,10 @@ def _reflect(idx, size):
     return torch.where(idx >= size, period - idx, idx)
 
 
-def downscale_mask(mask, n):
-    """Shrink a bool mask to n x n: a pixel is set if any pixel it covers is (a hole never shrinks away)."""
-    m = mask[None, None].float()
-    return F.adaptive_max_pool2d(m, n)[0, 0] > 0
+def downscale_mask(mask, size):
+    """Shrink a bool mask to size (n or (h, w)): a pixel is set if any pixel it covers is (a hole never
+    shrinks away)."""
+    return F.adaptive_max_pool2d(mask[None, None].float(), size)[0, 0] > 0
 
 
 def paste_frame(image_u8, mask, frame, filled):

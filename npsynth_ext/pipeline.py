@@ -5,8 +5,8 @@ fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 a
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
-  content: mean squared difference to the content reference in the hole (0..1 pixel units): the content
-           prior at the first scale, the previous scale's result, upsampled, afterwards.
+  content: mean squared difference in the hole (0..1 pixel units) to the content prior at the first scale;
+           afterwards, of the hole averaged down 2x to the previous scale's result (low frequencies only).
   texture: for relu3_1 and relu4_1 of VGG-19, texture_loss (mean ||P_i - P_nn(i)||^2 over hole patches)
            divided by the mean squared norm of the source patches, so the term is a relative patch error
            whatever the layer's scale (raw caffe-unit features would dwarf the content term ~1e4 times).
@@ -17,6 +17,7 @@ starting image and are held constant; the matches are recomputed with patch_nn e
 L-BFGS iterations and held constant in between, as in the paper. Pixels outside the hole never change.
 """
 import os
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -34,13 +35,15 @@ MIN_SCALE = 128
 
 @dataclass
 class FillOptions:
-    alpha: float = 0.3  # texture weight (relative patch error vs. mean squared pixel error)
+    alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
     iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
-    # Patch matching per scale (one name for all, or three): "cosine" (the authors' code) lets a blurry
-    # start match textured patches; "l2" (the paper) keeps magnitudes, once the texture exists.
-    metric: object = ("cosine", "l2", "l2")
+    # Patch matching per scale (one name for all, or three). "cosine" (the authors' code) ignores feature
+    # magnitude, so a blurry start still matches textured patches; "l2" (the paper's) keeps magnitudes, so
+    # at the finest scale smooth areas stay smooth (measured: all-cosine adds noise to blob holes, all-l2
+    # leaves centre holes blurry).
+    metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
     max_frame: int = 512  # larger frames are worked on downscaled to this side
     content: object = "classical"  # content prior: a name from content.PRIORS or a callable
@@ -77,8 +80,9 @@ def fill(image, mask, **options):
     return back(fill_u8(image_u8, hole_full, opts))
 
 
-def fill_u8(image_u8, hole_full, opts):
-    """The fill on a checked (H, W, 3) uint8 image and bool mask."""
+def fill_u8(image_u8, hole_full, opts, timings=None):
+    """The fill on a checked (H, W, 3) uint8 image and bool mask. If `timings` is a dict, each scale's
+    side is mapped to its seconds there."""
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
     net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
@@ -87,7 +91,7 @@ def fill_u8(image_u8, hole_full, opts):
     rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
     with torch.random.fork_rng(devices=[]):  # seed our work without disturbing the caller's generator
         torch.manual_seed(opts.seed)
-        result = synthesize(net, rgb, hole, inside, opts)
+        result = synthesize(net, rgb, hole, inside, opts, timings)
     return masks_mod.paste_frame(image_u8, hole_full, frame, result.cpu())
 
 
@@ -100,25 +104,28 @@ def scale_plan(n, iters, metrics):
     return plan
 
 
-def synthesize(net, rgb, hole, inside, opts):
+def synthesize(net, rgb, hole, inside, opts, timings=None):
     """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result = None
     plan = scale_plan(n, opts.iters, opts.metric)
     for k, (size, iters, metric) in enumerate(plan):
+        started = time.perf_counter()
         known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
         if result is None:
             with torch.no_grad():
-                content = prior(known, hole_k, inside_k).clamp(0, 1)
+                init = prior(known, hole_k, inside_k).clamp(0, 1)
         else:
-            content = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
-            content = content.clamp(0, 1)
-        start = torch.where(hole_k, content, known)
+            init = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
+            init = init.clamp(0, 1)
+        start = torch.where(hole_k, init, known)
         result = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
-                             f"scale {k + 1}/{len(plan)} ({size}px)")
+                             f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result)
+        if timings is not None:
+            timings[size] = time.perf_counter() - started
         if opts.save_steps:
             save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
     return result
@@ -133,9 +140,8 @@ class TextureTerm:
     normaliser, and the current matches."""
 
     def __init__(self, source, hole, inside, metric):
-        h, w = source.shape[-2:]
-        hole_l = F.adaptive_max_pool2d(hole[None, None].float(), (h, w))[0, 0] > 0
-        outside_l = F.adaptive_max_pool2d((~inside)[None, None].float(), (h, w))[0, 0] > 0
+        hole_l = masks_mod.downscale_mask(hole, source.shape[-2:])
+        outside_l = masks_mod.downscale_mask(~inside, source.shape[-2:])
         self.source = source
         self.target_mask = _dilate(hole_l, PATCH_SIZE // 2) & ~outside_l
         self.source_valid = ~_dilate(hole_l | outside_l, PATCH_SIZE // 2)
@@ -155,14 +161,29 @@ class TextureTerm:
         return texture_loss(features, self.source, self.index, self.target_mask, PATCH_SIZE) / self.norm
 
 
-def solve_scale(net, start, hole, inside, iters, metric, opts, label):
-    """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image."""
+def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=None):
+    """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image.
+
+    The content term compares the hole with `start` (the content prior) or, given the previous scale's
+    result `coarse` ([3, n/2, n/2]), compares the hole averaged down to that scale with it: the previous
+    scale fixes the low frequencies, and the detail it could not hold is left to the texture term (an
+    upsampled, hence blurred, reference would pull the new detail back out)."""
     if iters == 0 or opts.alpha == 0 and opts.beta == 0:
         return start
     flat_hole = hole.flatten().nonzero().flatten()
     base = start.detach().flatten(1)
-    reference = base[:, flat_hole].clone()
-    v = reference.clone().requires_grad_()
+    v = base[:, flat_hole].clone().requires_grad_()
+    if coarse is None:
+        reference = base[:, flat_hole].clone()
+
+        def content(x, values):
+            return ((values - reference) ** 2).mean()
+    else:
+        coarse_hole = masks_mod.downscale_mask(hole, coarse.shape[-1])
+        reference = coarse.detach()[:, coarse_hole]
+
+        def content(x, values):
+            return ((F.avg_pool2d(x[None], 2)[0][:, coarse_hole] - reference) ** 2).mean()
     # Pairs of neighbouring pixels with at least one in the hole carry the smoothness term.
     pair_x = (hole[:, 1:] | hole[:, :-1]).float()
     pair_y = (hole[1:, :] | hole[:-1, :]).float()
@@ -177,7 +198,7 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label):
 
     def energy():
         x = compose(v)
-        e = ((v - reference) ** 2).mean()
+        e = content(x, v)
         if terms and opts.alpha:
             feats = net(x[None])
             e = e + opts.alpha * sum(t.energy(feats[name][0]) for name, t in terms.items()) / len(terms)
