@@ -1,5 +1,4 @@
 """The texture network really carries ImageNet-trained VGG-19 weights, loaded into the right layers."""
-import numpy as np
 import pytest
 import torch
 from skimage import data
