@@ -18,17 +18,15 @@ def timed(fn, device):
     return fn
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("impl", ["ours", "reference"])
-@pytest.mark.parametrize("shape", list(SHAPES))
-def test_patch_nn(benchmark, shape, impl, device):
-    benchmark.group = f"patch_nn {shape} {device}"
-    benchmark.pedantic(timed(patch_nn_call(impl, shape, device), device), rounds=3, warmup_rounds=1)
+# name: (factory of the timed call, rounds)
+OPS = {"patch_nn": (patch_nn_call, 3), "texture_loss fwd+bwd": (texture_loss_call, 5)}
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("impl", ["ours", "reference"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_texture_loss_forward_backward(benchmark, shape, impl, device):
-    benchmark.group = f"texture_loss fwd+bwd {shape} {device}"
-    benchmark.pedantic(timed(texture_loss_call(impl, shape, device), device), rounds=5, warmup_rounds=1)
+@pytest.mark.parametrize("op", list(OPS))
+def test_op(benchmark, op, shape, impl, device):
+    factory, rounds = OPS[op]
+    benchmark.group = f"{op} {shape} {device}"
+    benchmark.pedantic(timed(factory(impl, shape, device), device), rounds=rounds, warmup_rounds=1)

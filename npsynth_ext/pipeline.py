@@ -212,7 +212,7 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
     while done < iters:
         steps = min(opts.rematch_every, iters - done)
         with torch.no_grad():
-            feats = net(compose(v)[None])
+            feats = source_feats if done == 0 else net(compose(v)[None])  # v == start before the first step
             for name, t in terms.items():
                 t.rematch(feats[name][0])
         optimizer = torch.optim.LBFGS([v], lr=1, max_iter=steps, history_size=steps, line_search_fn="strong_wolfe",
