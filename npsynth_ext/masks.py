@@ -71,12 +71,16 @@ class Frame:
     work: int
 
 
+def check_max_frame(max_frame):
+    if max_frame < MIN_FRAME or max_frame % FRAME_MULTIPLE:
+        raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}, got {max_frame}")
+
+
 def plan_frame(mask, max_frame=512):
     """The working frame for a hole: twice the hole's extent (but not past the image's larger side), at
     least MIN_FRAME, a multiple of FRAME_MULTIPLE, centred on the hole and kept inside the image where
     possible."""
-    if max_frame < MIN_FRAME or max_frame % FRAME_MULTIPLE:
-        raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}")
+    check_max_frame(max_frame)
     H, W = mask.shape
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1

@@ -60,6 +60,7 @@ class FillOptions:
         self.iters = tuple(int(i) for i in self.iters)
         if len(self.iters) != 3 or min(self.iters) < 0:
             raise ValueError(f"iters must be three non-negative counts (coarse to fine), got {self.iters}")
+        masks_mod.check_max_frame(self.max_frame)
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
         unknown = set(self.layers) - set(LAYERS)

@@ -48,6 +48,10 @@ def run_cli(capsys, *argv):
     (["{d}/in.png", "--box", "1", "1", "5", "5"], "give the output path"),
     (["{d}/in.png", "-o", "{d}/o.png"], "give the hole"),
     (["--demo", "{d}/in.png"], "--demo takes no IMAGE"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--max-frame", "100"], "max_frame must be"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--iters", "1", "-1", "1"], "iters must be"),
+    (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--vgg-weights", "{d}/nope.pth"],
+     "VGG-19 weights file not found"),
     ([], "give an IMAGE"),
 ])
 def test_errors_are_one_line_exit_2_and_write_nothing(files, capsys, argv, message):
