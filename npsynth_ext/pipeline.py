@@ -63,6 +63,7 @@ class FillOptions:
         masks_mod.check_max_frame(self.max_frame)
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
+        self.layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
         unknown = set(self.layers) - set(LAYERS)
         if unknown or not self.layers:
             raise ValueError(f"layers must be a non-empty subset of {sorted(LAYERS)}")

@@ -131,3 +131,8 @@ def test_bad_image_and_mask(photo):
         nx.fill("photo.png", mask)
     with pytest.raises(ValueError, match="NaN"):
         nx.fill(np.full(img.shape, np.nan), mask)
+
+
+def test_single_names_are_accepted_for_per_scale_and_layer_options():
+    opts = nx.FillOptions(layers="relu3_1", metric="l2")
+    assert opts.layers == ("relu3_1",) and opts.metric == ("l2", "l2", "l2")
