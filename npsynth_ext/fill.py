@@ -16,6 +16,7 @@ import types
 import numpy as np
 
 from . import pipeline
+from .images import write_image_atomically
 from .masks import MaskError, box_mask, check_mask, load_mask
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -80,19 +81,6 @@ def check_output(path):
         raise CliError(f"output folder is not writable: {folder}")
     if os.path.isdir(path):
         raise CliError(f"output {path} is a folder")
-
-
-def write_image_atomically(arr, path):
-    from PIL import Image
-
-    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        Image.fromarray(arr, "RGB").save(tmp, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def resolve_inputs(args):

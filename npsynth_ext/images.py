@@ -1,4 +1,7 @@
-"""Image conversions at the API boundary: numpy arrays, PIL images and tensors in, the same kind out."""
+"""Image conversions at the API boundary (numpy arrays, PIL images and tensors in, the same kind out), and
+the one atomic image writer."""
+import os
+
 import numpy as np
 import torch
 
@@ -70,3 +73,18 @@ def to_mask(mask):
     if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
         mask = mask[..., :3].any(-1)
     return mask != 0
+
+
+def write_image_atomically(arr, path):
+    """Write an (H, W, 3) uint8 array in the format its extension names, via a temporary file in the same
+    folder renamed into place: `path` is never half-written, and nothing is left behind on failure."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        Image.fromarray(arr, "RGB").save(tmp, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

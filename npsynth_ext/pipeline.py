@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import masks as masks_mod
 from .content import get_prior
-from .images import to_mask, to_rgb_u8
+from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, texture_loss
 from .vgg import LAYERS, load_texture_net
 
@@ -243,16 +243,7 @@ def _progress(total, label, enabled):
 
 
 def save_png(rgb, path):
-    """Write a [3, H, W] 0..1 image as PNG, atomically (temp file + rename)."""
-    from PIL import Image
-
+    """Write a [3, H, W] 0..1 image as PNG, atomically, creating its folder."""
     arr = (rgb.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        Image.fromarray(arr, "RGB").save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
+    write_image_atomically(arr, path)
