@@ -58,7 +58,8 @@ def _tensor_to_u8(t):
 
 
 def to_mask(mask):
-    """A mask given as numpy array, tensor or PIL image, as a bool numpy array (nonzero = hole)."""
+    """A mask given as numpy array, tensor or PIL image, as a bool numpy array: a pixel is hole if any of its
+    colour channels is nonzero (alpha is ignored), however dark."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     elif not isinstance(mask, np.ndarray):
@@ -67,11 +68,11 @@ def to_mask(mask):
         except ImportError:  # pragma: no cover
             Image = None
         if Image is not None and isinstance(mask, Image.Image):
-            mask = np.asarray(mask.convert("L"))
+            mask = np.asarray(mask.convert("RGBA") if mask.mode in ("P", "PA") else mask)
         else:
             raise TypeError(f"mask must be a numpy array, tensor or PIL image, got {type(mask).__name__}")
-    if mask.ndim == 3 and mask.shape[-1] in (1, 3, 4):
-        mask = mask[..., :3].any(-1)
+    if mask.ndim == 3 and mask.shape[-1] in (1, 2, 3, 4):  # channels last: grey(+alpha) or colour(+alpha)
+        mask = (mask[..., :3] if mask.shape[-1] >= 3 else mask[..., :1]).any(-1)
     return mask != 0
 
 

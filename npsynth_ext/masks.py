@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import to_mask
+
 MIN_FRAME = 128
 FRAME_MULTIPLE = 32  # the coarsest scale (frame / 4) must pool down to relu4_1 (1/8) evenly
 
@@ -21,17 +23,14 @@ class MaskError(ValueError):
 
 
 def load_mask(path, size):
-    """A mask image whose nonzero pixels are the hole, as a bool [H, W] array; size = (W, H) of the image."""
+    """A mask image whose nonzero pixels are the hole (images.to_mask), as a bool [H, W] array; size = (W, H)
+    of the image."""
     from PIL import Image
 
     with Image.open(path) as img:
         if img.size != tuple(size):
             raise MaskError(f"mask {path} is {img.size[0]}x{img.size[1]} but the image is {size[0]}x{size[1]}")
-        arr = np.asarray(img.convert("RGBA") if img.mode in ("P", "PA") else img)
-    if arr.ndim == 3:
-        colour = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
-        arr = colour.any(-1)
-    return arr != 0
+        return to_mask(img)
 
 
 def box_mask(size, x, y, w, h):

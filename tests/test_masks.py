@@ -110,3 +110,20 @@ def test_crop_then_paste_changes_only_the_hole(name, max_frame):
     assert (out[~mask] == image[~mask]).all() and (np.abs(out[mask].astype(int) - 128) <= 1).all()
     if f.work == f.side:  # no resampling: pasting the crop back is the identity
         assert (M.paste_frame(image, mask, f, rgb) == image).all()
+
+
+def test_api_masks_follow_the_mask_file_rule():
+    """PIL, numpy and tensor masks read like mask files: any nonzero colour channel is hole, however dark;
+    alpha never counts."""
+    from npsynth_ext.images import to_mask
+
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[1, 2] = (1, 0, 0)  # greyscale conversion would round this to 0
+    want = np.zeros((4, 5), bool)
+    want[1, 2] = True
+    assert (to_mask(Image.fromarray(rgb)) == want).all()
+    rgba = np.concatenate([rgb, np.full((4, 5, 1), 255, np.uint8)], -1)
+    assert (to_mask(Image.fromarray(rgba)) == want).all() and (to_mask(rgba) == want).all()
+    assert (to_mask(torch.from_numpy(rgb)) == want).all()
+    grey_alpha = np.stack([want.astype(np.uint8) * 9, np.full((4, 5), 255, np.uint8)], -1)
+    assert (to_mask(Image.fromarray(grey_alpha, "LA")) == want).all()
