@@ -115,20 +115,14 @@ def resolve_inputs(args):
 
 
 def run(args):
-    # Options first, then inputs and the output path: every check before any real work.
+    # Options first (FillOptions checks them all, the device and weights file included), then the inputs and
+    # the output path: every check before any real work.
     if len(args.metric) not in (1, 3):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
                                 seed=args.seed, progress=not args.quiet, save_steps=args.save_steps)
-    if args.vgg_weights and not os.path.isfile(args.vgg_weights):
-        raise CliError(f"VGG-19 weights file not found: {args.vgg_weights}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CliError("--device cuda: no CUDA GPU is available")
     image, hole, output = resolve_inputs(args)
     check_output(output)
     start = time.perf_counter()

@@ -61,6 +61,10 @@ class FillOptions:
         if len(self.iters) != 3 or min(self.iters) < 0:
             raise ValueError(f"iters must be three non-negative counts (coarse to fine), got {self.iters}")
         masks_mod.check_max_frame(self.max_frame)
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} requested but no CUDA GPU is available")
+        if self.texture_net is None and self.vgg_weights and not os.path.isfile(self.vgg_weights):
+            raise FileNotFoundError(f"VGG-19 weights file not found: {self.vgg_weights}")
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
         self.layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
@@ -85,8 +89,6 @@ def fill(image, mask, **options):
 def fill_u8(image_u8, hole_full, opts, timings=None):
     """The fill on a checked (H, W, 3) uint8 image and bool mask. If `timings` is a dict, each scale's
     side is mapped to its seconds there."""
-    if opts.device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
     net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
     frame = masks_mod.plan_frame(hole_full, opts.max_frame)
     image = torch.from_numpy(image_u8.copy()).permute(2, 0, 1).float() / 255

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 # `from npsynth_ext import fill` would give the fill() function, which shares the module's name.
@@ -52,6 +53,8 @@ def run_cli(capsys, *argv):
     (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--iters", "1", "-1", "1"], "iters must be"),
     (["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--vgg-weights", "{d}/nope.pth"],
      "VGG-19 weights file not found"),
+    pytest.param(["{d}/in.png", "--box", "1", "1", "5", "5", "-o", "{d}/o.png", "--device", "cuda"],
+                 "no CUDA GPU is available", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has a GPU")),
     ([], "give an IMAGE"),
 ])
 def test_errors_are_one_line_exit_2_and_write_nothing(files, capsys, argv, message):

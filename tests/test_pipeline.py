@@ -121,6 +121,14 @@ def test_bad_options(photo, net, bad, match):
         nx.fill(img, mask, texture_net=net, progress=False, **bad)
 
 
+def test_missing_weights_and_absent_gpu_fail_before_any_work():
+    with pytest.raises(FileNotFoundError, match="VGG-19 weights file not found"):
+        nx.FillOptions(vgg_weights="/nonexistent/vgg19.pth")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            nx.FillOptions(device="cuda")
+
+
 def test_bad_image_and_mask(photo):
     img, mask = photo
     with pytest.raises(M.MaskError, match="empty"):
