@@ -41,8 +41,8 @@ NPS_HOST_DEVICE inline T patch_distance_from_dot(T dot, T tn2, T sn2, int metric
 // A strict total order on candidate matches: the smaller distance wins and ties go to the smaller source
 // index, so merging partial results in any order (threads, source splits) returns the same match for the
 // same computed distances. (Patches that are equal in exact arithmetic may still get distances that differ
-// in the last bit from the tiled dot products, so the contract does not promise which of them wins.) No match yet (best_j < 0)
-// always loses, so even NaN distances yield a valid index.
+// in the last bit from the tiled dot products, so the contract does not promise which of them wins.)
+// No match yet (best_j < 0) always loses, so even NaN distances yield a valid index.
 template <typename T>
 NPS_HOST_DEVICE inline bool nn_better(T d, int64_t j, T best_d, int64_t best_j) {
   return best_j < 0 || d < best_d || (d == best_d && j < best_j);
