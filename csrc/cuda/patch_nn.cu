@@ -98,7 +98,10 @@ __global__ void __launch_bounds__(kTileThreads)
           for (int k = 0; k < kChunk; ++k) {
             T a[kMicro], b[kMicro];
 #pragma unroll
-            for (int u = 0; u < kMicro; ++u) a[u] = t_vals[k][lane_t * kMicro + u], b[u] = s_vals[k][lane_s * kMicro + u];
+            for (int u = 0; u < kMicro; ++u) {
+              a[u] = t_vals[k][lane_t * kMicro + u];
+              b[u] = s_vals[k][lane_s * kMicro + u];
+            }
 #pragma unroll
             for (int u = 0; u < kMicro; ++u)
 #pragma unroll
