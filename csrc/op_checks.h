@@ -2,6 +2,7 @@
 // Input validation shared by the CPU and CUDA entry points of every op. The Python wrappers in
 // npsynth_ext/ops.py check the same things first with friendlier messages; these checks guard callers
 // of torch.ops.npsynth.* directly. Every tensor arrives batched: features [B, C, H, W], masks [B, H, W].
+#include <optional>
 #include <string_view>
 
 #include <ATen/core/Tensor.h>
@@ -60,16 +61,32 @@ inline void check_patch_nn(const at::Tensor& target, const at::Tensor& source, c
   }
 }
 
+// A field of source indices laid over the target: int64, target_mask's shape, contiguous, same device.
+inline void check_index_map(const at::Tensor& index, const at::Tensor& target_mask, const at::Tensor& target,
+                            const char* name) {
+  TORCH_CHECK(index.scalar_type() == at::kLong, "npsynth: ", name, " must be int64, got ", index.scalar_type());
+  TORCH_CHECK(index.sizes() == target_mask.sizes(), "npsynth: ", name, " must have target_mask's shape ",
+              target_mask.sizes(), ", got ", index.sizes());
+  TORCH_CHECK(index.is_contiguous(), "npsynth: ", name, " must be contiguous");
+  TORCH_CHECK(index.device() == target.device(), "npsynth: ", name, " is on ", index.device(), " but target on ",
+              target.device());
+}
+
+// patchmatch takes patch_nn's inputs plus an optional starting field shaped like target_mask.
+inline void check_patchmatch(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
+                             const at::Tensor& source_valid, int64_t patch_size,
+                             const std::optional<at::Tensor>& init_index, int64_t iters, int64_t radius) {
+  check_patch_nn(target, source, target_mask, source_valid, patch_size);
+  if (init_index.has_value()) check_index_map(*init_index, target_mask, target, "init_index");
+  TORCH_CHECK(iters >= 0, "npsynth: iters must be >= 0, got ", iters);
+  TORCH_CHECK(radius >= 0, "npsynth: radius must be >= 0 (0: the whole source map), got ", radius);
+}
+
 inline void check_texture_loss(const at::Tensor& target, const at::Tensor& source, const at::Tensor& index,
                                const at::Tensor& target_mask, int64_t patch_size) {
   check_pair(target, source, patch_size);
   check_mask(target_mask, target, "target_mask");
-  TORCH_CHECK(index.scalar_type() == at::kLong, "npsynth: index must be int64, got ", index.scalar_type());
-  TORCH_CHECK(index.sizes() == target_mask.sizes(), "npsynth: index must have target_mask's shape ",
-              target_mask.sizes(), ", got ", index.sizes());
-  TORCH_CHECK(index.is_contiguous(), "npsynth: index must be contiguous");
-  TORCH_CHECK(index.device() == target.device(), "npsynth: index is on ", index.device(), " but target on ",
-              target.device());
+  check_index_map(index, target_mask, target, "index");
   const at::Tensor used = index.masked_select(target_mask);
   if (used.numel() > 0) {
     const int64_t n_source = source.size(2) * source.size(3);

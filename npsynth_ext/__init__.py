@@ -8,8 +8,8 @@ Ops (each also under torch.ops.npsynth.*): patch_nn (exact patch nearest neighbo
 npsynth_ext.reference. build_info() says what the installed binary was compiled with.
 """
 from .build import build_info
-from .ops import METRICS, patch_nn, texture_loss
+from .ops import METRICS, patch_nn, patchmatch, texture_loss
 from .pipeline import FillOptions, fill
 
-__all__ = ["METRICS", "FillOptions", "build_info", "fill", "patch_nn", "texture_loss"]
+__all__ = ["METRICS", "FillOptions", "build_info", "fill", "patch_nn", "patchmatch", "texture_loss"]
 __version__ = "0.1.0"

@@ -20,6 +20,10 @@ def call_patch_nn(a, patch_size=3, metric="l2"):
     return nx.patch_nn(a["target"], a["source"], a["target_mask"], a["source_valid"], patch_size, metric)
 
 
+def call_patchmatch(a, patch_size=3, metric="l2", **options):
+    return nx.patchmatch(a["target"], a["source"], a["target_mask"], a["source_valid"], patch_size, metric, **options)
+
+
 def call_texture_loss(a, patch_size=3):
     return nx.texture_loss(a["target"], a["source"], a["index"], a["target_mask"], patch_size)
 
@@ -29,6 +33,11 @@ def with_(**changes):
     a.update(changes)
     return a
 
+
+ALL_OPS = [call_patch_nn, call_patchmatch, call_texture_loss]
+ALL_IDS = ["patch_nn", "patchmatch", "texture_loss"]
+SEARCH_OPS = [call_patch_nn, call_patchmatch]
+SEARCH_IDS = ["patch_nn", "patchmatch"]
 
 BAD_BOTH = [
     ("int target", with_(target=torch.ones(3, 9, 10, dtype=torch.int32)), TypeError, "target must be float32 or float64"),
@@ -47,32 +56,48 @@ BAD_BOTH = [
 
 
 @pytest.mark.parametrize("what,args,exc,match", BAD_BOTH, ids=[b[0] for b in BAD_BOTH])
-@pytest.mark.parametrize("call", [call_patch_nn, call_texture_loss], ids=["patch_nn", "texture_loss"])
-def test_rejected_by_both_ops(call, what, args, exc, match):
+@pytest.mark.parametrize("call", ALL_OPS, ids=ALL_IDS)
+def test_rejected_by_every_op(call, what, args, exc, match):
     with pytest.raises(exc, match=match):
         call(args)
 
 
 @pytest.mark.parametrize("patch_size", [0, -3, 2, 4, 3.0, True])
-@pytest.mark.parametrize("call", [call_patch_nn, call_texture_loss], ids=["patch_nn", "texture_loss"])
+@pytest.mark.parametrize("call", ALL_OPS, ids=ALL_IDS)
 def test_patch_size_must_be_odd_positive_int(call, patch_size):
     with pytest.raises(ValueError, match="patch_size must be an odd positive int"):
         call(good(), patch_size=patch_size)
 
 
-def test_patch_nn_rejects_unknown_metric():
+@pytest.mark.parametrize("call", SEARCH_OPS, ids=SEARCH_IDS)
+def test_search_ops_rejects_unknown_metric(call):
     with pytest.raises(ValueError, match="metric must be one of"):
-        call_patch_nn(good(), metric="L1")
+        call(good(), metric="L1")
 
 
-def test_patch_nn_rejects_empty_source_set():
+@pytest.mark.parametrize("call", SEARCH_OPS, ids=SEARCH_IDS)
+def test_search_ops_rejects_empty_source_set(call):
     with pytest.raises(RuntimeError, match="source_valid has no valid source patch"):
-        call_patch_nn(with_(source_valid=torch.zeros(9, 10, dtype=torch.bool)))
+        call(with_(source_valid=torch.zeros(9, 10, dtype=torch.bool)))
 
 
-def test_patch_nn_rejects_bad_source_valid_shape():
+@pytest.mark.parametrize("call", SEARCH_OPS, ids=SEARCH_IDS)
+def test_search_ops_rejects_bad_source_valid_shape(call):
     with pytest.raises(ValueError, match=r"source_valid must have shape \(9, 10\)"):
-        call_patch_nn(with_(source_valid=torch.ones(10, 9, dtype=torch.bool)))
+        call(with_(source_valid=torch.ones(10, 9, dtype=torch.bool)))
+
+
+def test_patchmatch_rejects_bad_settings():
+    a = good()
+    with pytest.raises(TypeError, match="init_index must be torch.int64"):
+        call_patchmatch(a, init_index=a["index"].int())
+    with pytest.raises(ValueError, match=r"init_index must have shape \(9, 10\)"):
+        call_patchmatch(a, init_index=a["index"].t().contiguous())
+    for name, value in (("iters", -1), ("radius", -2), ("iters", 1.5), ("radius", True)):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative int"):
+            call_patchmatch(a, **{name: value})
+    with pytest.raises(TypeError, match="seed must be an int"):
+        call_patchmatch(a, seed=0.5)
 
 
 def test_batch_sizes_must_agree():
@@ -109,9 +134,15 @@ def test_native_ops_check_too():
         torch.ops.npsynth.patch_nn(t.transpose(2, 3).contiguous().transpose(2, 3), s, m, v, 3, "l2")
     with pytest.raises(RuntimeError, match="target_mask must be bool"):
         torch.ops.npsynth.texture_loss(t, s, a["index"].unsqueeze(0), m.float(), 3)
+    with pytest.raises(RuntimeError, match="init_index must have target_mask's shape"):
+        torch.ops.npsynth.patchmatch(t, s, m, v, 3, "l2", a["index"], 1, 0, 0)
+    with pytest.raises(RuntimeError, match="iters must be >= 0"):
+        torch.ops.npsynth.patchmatch(t, s, m, v, 3, "l2", None, -1, 0, 0)
+    with pytest.raises(RuntimeError, match="source_valid has no valid source patch"):
+        torch.ops.npsynth.patchmatch(t, s, m, torch.zeros_like(v), 3, "l2", None, 1, 0, 0)
 
 
-@pytest.mark.parametrize("call", [call_patch_nn, call_texture_loss], ids=["patch_nn", "texture_loss"])
+@pytest.mark.parametrize("call", ALL_OPS, ids=ALL_IDS)
 def test_device_mismatch(call):
     """Checked on metadata alone, so a 'meta' tensor stands in for a second device on any machine."""
     with pytest.raises(ValueError, match="source is on meta but target is on cpu"):

@@ -27,6 +27,13 @@ def test_opcheck_patch_nn(case, metric, device):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_opcheck_patchmatch(case, device):
+    t, s, m, v, index, k = native_args(case, device)
+    torch.library.opcheck(torch.ops.npsynth.patchmatch.default, (t, s, m, v, k, "l2", None, 2, 0, 7))
+    torch.library.opcheck(torch.ops.npsynth.patchmatch.default, (t, s, m, v, k, "cosine", index, 1, 3, 0))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_texture_loss(case, device):
     t, s, m, _, index, k = native_args(case, device, requires_grad=True)
     torch.library.opcheck(torch.ops.npsynth.texture_loss.default, (t, s, index, m, k))
@@ -35,11 +42,12 @@ def test_opcheck_texture_loss(case, device):
 
 
 def test_compile_fullgraph(device):
-    """One compiled step of the pipeline's inner loop: match, loss, gradient."""
+    """One compiled step of the pipeline's inner loop: match (exact, then refined), loss, gradient."""
     case = next(c for c in sample_cases() if c.name == "hole_33x29_c64").to(device, torch.float32)
 
     def step(x, mask, valid):
         index, dist = nx.patch_nn(x.detach(), x.detach(), mask, valid)
+        index, dist = nx.patchmatch(x.detach(), x.detach(), mask, valid, init_index=index, iters=1)
         return nx.texture_loss(x, x.detach(), index, mask), dist.sum()
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")

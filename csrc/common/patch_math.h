@@ -64,31 +64,40 @@ NPS_HOST_DEVICE inline T patch_sqnorm(const T* fmap, int64_t C, int64_t H, int64
   return acc;
 }
 
-// Where a patch lives: its map, the map's shape, and the patch centre.
+// Where a patch lives: its map, the map's shape, the patch centre, and the layout: element (c, y, x) is
+// fmap[c * cstride + (y * W + x) * pstride]. The default is channel-major [C, H, W]; position-major
+// copies ([H * W, C], one row of channels per position) set cstride = 1, pstride = C.
 template <typename T>
 struct PatchRef {
   const T* fmap;
   int64_t H, W, y, x;
+  int64_t cstride = H * W, pstride = 1;
+
+  // Channel 0 of the tap at offset (dy, dx) from the centre, or nullptr off the map (zero padding).
+  NPS_HOST_DEVICE const T* tap(int dy, int dx) const {
+    const int64_t ty = y + dy, tx = x + dx;
+    return (ty >= 0 && ty < H && tx >= 0 && tx < W) ? fmap + (ty * W + tx) * pstride : nullptr;
+  }
 };
 
 // Exact distance between a target and a source patch, computed directly (no cancellation): the value
-// patch_nn returns for a match, and, for l2, the per-patch term of texture_loss.
+// patch_nn and patchmatch return for a match, and, for l2, the per-patch term of texture_loss.
 template <typename T>
 NPS_HOST_DEVICE inline T patch_pair_distance(PatchRef<T> t, PatchRef<T> s, int64_t C, int radius, int metric) {
   T ssd = 0, dot = 0, tn2 = 0, sn2 = 0;
-  for (int64_t c = 0; c < C; ++c) {
-    const T* tp = t.fmap + c * t.H * t.W;
-    const T* sp = s.fmap + c * s.H * s.W;
-    for (int dy = -radius; dy <= radius; ++dy)
-      for (int dx = -radius; dx <= radius; ++dx) {
-        const T a = padded_at(tp, t.H, t.W, t.y + dy, t.x + dx);
-        const T b = padded_at(sp, s.H, s.W, s.y + dy, s.x + dx);
+  for (int dy = -radius; dy <= radius; ++dy)
+    for (int dx = -radius; dx <= radius; ++dx) {
+      const T* ta = t.tap(dy, dx);
+      const T* sa = s.tap(dy, dx);
+      for (int64_t c = 0; c < C; ++c) {
+        const T a = ta ? ta[c * t.cstride] : T(0);
+        const T b = sa ? sa[c * s.cstride] : T(0);
         ssd += (a - b) * (a - b);
         dot += a * b;
         tn2 += a * a;
         sn2 += b * b;
       }
-  }
+    }
   return metric == kMetricL2 ? ssd : patch_distance_from_dot(dot, tn2, sn2, metric);
 }
 

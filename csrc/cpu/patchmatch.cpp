@@ -1,0 +1,64 @@
+// PatchMatch on the CPU: the lines of each pass are shared out among OpenMP threads (lines are independent,
+// so the field does not depend on how they are shared out), around the per-target steps of
+// common/patchmatch_math.h that the CUDA kernels run too.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <optional>
+
+#include "common/patchmatch_math.h"
+#include "op_checks.h"
+#include "patchmatch_batch.h"
+
+namespace npsynth {
+namespace {
+
+// One thread sums a dot product on its own: the total is its partial sum.
+struct OwnSum {
+  template <typename T>
+  T operator()(T partial) const {
+    return partial;
+  }
+};
+
+template <typename T>
+void patchmatch_cpu_run(PatchmatchTensors& t, const PatchmatchShape& s, const int64_t* init, int64_t B,
+                        int64_t iters) {
+  const PatchmatchBatch<T> g = t.batch<T>();
+  const int64_t nt = s.Ht * s.Wt;
+  at::parallel_for(0, B * nt, 64, [&](int64_t a, int64_t b) {
+    for (int64_t l = a; l < b; ++l)
+      pm_start<1>(pm_item(g, s, l / nt), s, init ? init + (l / nt) * nt : nullptr, l % nt, 0, OwnSum{});
+  });
+  for_each_pass(t, s, iters, [&](PatchmatchPass pass, int64_t lines) {
+    // Lines differ in how many targets they hold: hand them out one at a time.
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t line = 0; line < B * lines; ++line)
+      pm_walk_line<1>(pm_item(g, s, line / lines), s, pass, line % lines, 0, OwnSum{});
+  });
+  at::parallel_for(0, B * nt, 64, [&](int64_t a, int64_t b) {
+    for (int64_t l = a; l < b; ++l) pm_finish(g, s, l);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, const at::Tensor& source,
+                                                  const at::Tensor& target_mask, const at::Tensor& source_valid,
+                                                  int64_t patch_size, c10::string_view metric,
+                                                  const std::optional<at::Tensor>& init_index, int64_t iters,
+                                                  int64_t radius, int64_t seed) {
+  check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
+  const PatchmatchShape s = patchmatch_shape(target, source, patch_size, parse_metric(metric), radius, seed);
+  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size);
+  const int64_t* init = init_index.has_value() ? init_index->data_ptr<int64_t>() : nullptr;
+  AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
+    patchmatch_cpu_run<scalar_t>(t, s, init, target.size(0), iters);
+  });
+  return {t.index, t.dist};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(npsynth, CPU, m) { m.impl("patchmatch", &patchmatch_cpu); }
+
+}  // namespace npsynth

@@ -1,0 +1,76 @@
+#pragma once
+// Host-side glue of patchmatch shared by the CPU and CUDA entry points: the position-major copies of the
+// maps, the patch norms, the list of valid sources and the output field, all made with tensor ops on the
+// inputs' device, so CUDA never waits on the host for them.
+#include <algorithm>
+#include <tuple>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/avg_pool2d.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+
+#include "common/patchmatch_math.h"
+
+namespace npsynth {
+
+// Squared norm of the zero-padded k x k patch centred on every position of a [B, C, H, W] map: a k x k
+// box sum of the per-position squared norms. -> [B, H, W]
+inline at::Tensor patch_sqnorms(const at::Tensor& fmap, int64_t patch_size) {
+  const int64_t r = patch_size / 2;
+  const at::Tensor sq = fmap.square().sum(1, /*keepdim=*/true);
+  return at::avg_pool2d(sq, {patch_size, patch_size}, {1, 1}, {r, r}, /*ceil_mode=*/false,
+                        /*count_include_pad=*/true, /*divisor_override=*/1)
+      .squeeze(1)
+      .contiguous();
+}
+
+// Everything the kernels read and write, owned for the length of one call.
+struct PatchmatchTensors {
+  at::Tensor t_rows, s_rows, t_norm2, s_norm2, t_mask, s_valid, s_list, n_valid, index, before, dist;
+
+  PatchmatchTensors(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
+                    const at::Tensor& source_valid, int64_t patch_size)
+      : t_rows(target.permute({0, 2, 3, 1}).contiguous()),
+        s_rows(source.permute({0, 2, 3, 1}).contiguous()),
+        t_norm2(patch_sqnorms(target, patch_size)),
+        s_norm2(patch_sqnorms(source, patch_size)),
+        t_mask(target_mask),
+        s_valid(source_valid),
+        index(at::empty(target_mask.sizes(), target.options().dtype(at::kLong))),
+        before(at::empty_like(index)),
+        dist(at::empty(target_mask.sizes(), target.options())) {
+    const at::Tensor flat_valid = source_valid.flatten(1);
+    // A stable sort of "not valid" puts each item's valid centres first, in increasing order.
+    s_list = std::get<1>(flat_valid.logical_not().to(at::kByte).sort(/*stable=*/true, 1, false)).contiguous();
+    n_valid = flat_valid.sum(1).contiguous();
+  }
+
+  template <typename T>
+  PatchmatchBatch<T> batch() {
+    return PatchmatchBatch<T>{t_rows.data_ptr<T>(),      s_rows.data_ptr<T>(),        t_norm2.data_ptr<T>(),
+                              s_norm2.data_ptr<T>(),     t_mask.data_ptr<bool>(),     s_valid.data_ptr<bool>(),
+                              s_list.data_ptr<int64_t>(), n_valid.data_ptr<int64_t>(), index.data_ptr<int64_t>(),
+                              before.data_ptr<int64_t>(), dist.data_ptr<T>()};
+  }
+};
+
+inline PatchmatchShape patchmatch_shape(const at::Tensor& target, const at::Tensor& source, int64_t patch_size,
+                                        int metric, int64_t radius, int64_t seed) {
+  const int64_t Hs = source.size(2), Ws = source.size(3);
+  return PatchmatchShape{target.size(1), target.size(2), target.size(3), Hs, Ws, static_cast<int>(patch_size / 2),
+                         metric, radius > 0 ? radius : std::max(Hs, Ws), seed};
+}
+
+// The passes of `iters` iterations in order: snapshot the field for the cross-line candidates, then
+// walk(pass, lines per batch item).
+template <typename Walk>
+void for_each_pass(PatchmatchTensors& t, const PatchmatchShape& s, int64_t iters, Walk walk) {
+  for (int64_t number = 0; number < 2 * iters; ++number) {
+    const PatchmatchPass pass = pm_pass(number);
+    t.before.copy_(t.index);
+    walk(pass, pm_line_count(s, pass));
+  }
+}
+
+}  // namespace npsynth
