@@ -13,8 +13,12 @@ fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 a
   tv:      mean squared difference of neighbouring pixels that touch the hole.
 
 Source patches (wholly outside the hole and inside the image) come from the features of the scale's
-starting image and are held constant; the matches are recomputed with patch_nn every `rematch_every`
-L-BFGS iterations and held constant in between, as in the paper. Pixels outside the hole never change.
+starting image and are held constant; the matches are recomputed every `rematch_every` L-BFGS iterations
+and held constant in between, as in the paper. Matching is exact (patch_nn) only where no earlier
+matches exist: later re-matches run a few PatchMatch iterations from the previous matches, and each
+finer scale starts from the coarser scale's matches, upsampled. Each step runs VGG only on a window
+around the hole wide enough that every feature the texture term reads is exactly what the whole frame
+would give (vgg_window). Pixels outside the hole never change.
 """
 import os
 import time
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from . import masks as masks_mod
 from .content import get_prior
 from .images import to_mask, to_rgb_u8, write_image_atomically
-from .ops import patch_nn, texture_loss
+from .ops import patch_nn, patchmatch, texture_loss
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -39,6 +43,10 @@ class FillOptions:
     beta: float = 0.1  # smoothness weight
     iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
+    # Nearest-neighbour search: "patchmatch" refines the previous matches (exact search where there are
+    # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
+    search: str = "patchmatch"
+    patchmatch_iters: int = 2  # PatchMatch iterations per re-match, from the previous matches
     # Patch matching per scale (one name for all, or three). "cosine" (the authors' code) ignores feature
     # magnitude, so a blurry start still matches textured patches; "l2" (the paper's) keeps magnitudes, so
     # at the finest scale smooth areas stay smooth (measured: all-cosine adds noise to blob holes, all-l2
@@ -67,6 +75,10 @@ class FillOptions:
             raise FileNotFoundError(f"VGG-19 weights file not found: {self.vgg_weights}")
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
+        if self.search not in ("patchmatch", "exact"):
+            raise ValueError(f"search must be 'patchmatch' or 'exact', got {self.search!r}")
+        if self.patchmatch_iters < 1:
+            raise ValueError("patchmatch_iters must be at least 1")
         self.layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
         unknown = set(self.layers) - set(LAYERS)
         if unknown or not self.layers:
@@ -112,7 +124,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
-    result = None
+    result, fields = None, {}
     plan = scale_plan(n, opts.iters, opts.metric)
     for k, (size, iters, metric) in enumerate(plan):
         started = time.perf_counter()
@@ -126,8 +138,8 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             init = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             init = init.clamp(0, 1)
         start = torch.where(hole_k, init, known)
-        result = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
-                             f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result)
+        result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
+                                     f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
         if timings is not None:
             timings[size] = time.perf_counter() - started
         if opts.save_steps:
@@ -139,17 +151,59 @@ def _dilate(mask, radius):
     return F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
 
 
+# VGG's receptive field: a relu4_1 feature sees 68x68 pixels, and its cells are 8 pixels apart.
+VGG_MARGIN = 72  # pixels around the hole: 2 cells of patch reach + half the receptive field, rounded up
+VGG_STRIDE = 8
+
+
+def vgg_window(hole):
+    """(y0, y1, x0, x1): the part of the frame VGG must see for the texture term: the hole's bounding
+    box grown by VGG_MARGIN, on the relu4_1 cell grid (so its cells are the frame's cells) and clipped to
+    the frame (where VGG pads the frame with zeros anyway). Every feature a target patch reads is then the
+    same as in the whole frame."""
+    n_y, n_x = hole.shape
+    ys, xs = hole.any(1).nonzero(), hole.any(0).nonzero()
+
+    def span(idx, n):
+        lo = max(0, (int(idx.min()) - VGG_MARGIN) // VGG_STRIDE * VGG_STRIDE)
+        hi = min(n, -(-(int(idx.max()) + 1 + VGG_MARGIN) // VGG_STRIDE) * VGG_STRIDE)
+        return lo, hi
+
+    return (*span(ys, n_y), *span(xs, n_x))
+
+
+def upsample_field(field, source_shape):
+    """A match field of a scale (full layer grid, flat source indices, -1 where none) at twice the
+    resolution: each target cell takes its parent's match moved to the corresponding child source cell."""
+    H, W = field.shape
+    Hs, Ws = source_shape
+    up = field.repeat_interleave(2, 0).repeat_interleave(2, 1)
+    dy = torch.arange(2 * H, device=field.device)[:, None] % 2
+    dx = torch.arange(2 * W, device=field.device)[None, :] % 2
+    sy = (up // (Ws // 2)) * 2 + dy
+    sx = (up % (Ws // 2)) * 2 + dx
+    ok = (up >= 0) & (sy < Hs) & (sx < Ws)
+    return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
+
+
 class TextureTerm:
     """One VGG layer's part of the texture energy at one scale: fixed source patches, the masks, the
-    normaliser, and the current matches."""
+    normaliser, and the current matches. Targets are read from the features of the VGG window, so the
+    target mask and the match field are kept in window coordinates (the matched indices are always flat
+    positions of the whole source map)."""
 
-    def __init__(self, source, hole, inside, metric):
+    def __init__(self, source, hole, inside, window, metric, seed):
         hole_l = masks_mod.downscale_mask(hole, source.shape[-2:])
         outside_l = masks_mod.downscale_mask(~inside, source.shape[-2:])
         self.source = source
-        self.target_mask = _dilate(hole_l, PATCH_SIZE // 2) & ~outside_l
+        full_mask = _dilate(hole_l, PATCH_SIZE // 2) & ~outside_l
         self.source_valid = ~_dilate(hole_l | outside_l, PATCH_SIZE // 2)
+        stride = hole.shape[-1] // source.shape[-1]
+        self.cells = tuple(slice(a // stride, b // stride) for a, b in (window[:2], window[2:]))
+        self.target_mask = full_mask[self.cells].contiguous()
         self.metric = metric
+        self.seed = seed  # PatchMatch seeds: seed * 1000 + the number of the re-match
+        self.rematches = 0
         self.index = None
         sq = F.avg_pool2d(source.pow(2).sum(0)[None, None], PATCH_SIZE, stride=1, padding=PATCH_SIZE // 2)[0, 0]
         self.norm = (sq[self.source_valid].mean() * PATCH_SIZE**2).clamp_min(1e-12) if self.usable else None
@@ -158,22 +212,42 @@ class TextureTerm:
     def usable(self):
         return bool(self.source_valid.any()) and bool(self.target_mask.any())
 
-    def rematch(self, features):
-        self.index, _ = patch_nn(features, self.source, self.target_mask, self.source_valid, PATCH_SIZE, self.metric)
+    def start_from(self, coarse_field):
+        """Begin from the coarser scale's matches of this layer (its full-grid field)."""
+        self.index = upsample_field(coarse_field, self.source.shape[-2:])[self.cells].contiguous()
+
+    def rematch(self, features, opts):
+        """Match the window's features: exact search if there are no matches yet (or opts.search is
+        'exact'), else PatchMatch from the current matches."""
+        args = (features, self.source, self.target_mask, self.source_valid, PATCH_SIZE, self.metric)
+        if self.index is None or opts.search == "exact":
+            self.index, _ = patch_nn(*args)
+        else:
+            self.rematches += 1
+            self.index, _ = patchmatch(*args, init_index=self.index, iters=opts.patchmatch_iters,
+                                       seed=self.seed * 1000 + self.rematches)
+
+    def full_field(self):
+        """The match field on the whole layer grid (-1 outside the window's targets)."""
+        field = torch.full(self.source.shape[-2:], -1, dtype=torch.int64, device=self.source.device)
+        field[self.cells] = self.index
+        return field
 
     def energy(self, features):
         return texture_loss(features, self.source, self.index, self.target_mask, PATCH_SIZE) / self.norm
 
 
-def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=None):
-    """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image.
+def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=None, fields=None, key=0):
+    """L-BFGS on the hole pixels of `start` ([3, n, n]) for `iters` iterations; returns the new image and
+    the final match fields ({layer: full-grid field}), which seed the next scale's matches (`fields`:
+    the previous scale's).
 
     The content term compares the hole with `start` (the content prior) or, given the previous scale's
     result `coarse` ([3, n/2, n/2]), compares the hole averaged down to that scale with it: the previous
     scale fixes the low frequencies, and the detail it could not hold is left to the texture term (an
     upsampled, hence blurred, reference would pull the new detail back out)."""
     if iters == 0 or opts.alpha == 0 and opts.beta == 0:
-        return start
+        return start, {}
     flat_hole = hole.flatten().nonzero().flatten()
     base = start.detach().flatten(1)
     v = base[:, flat_hole].clone().requires_grad_()
@@ -197,14 +271,24 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
 
     with torch.no_grad():
         source_feats = net(start[None])
-    terms = {name: TextureTerm(source_feats[name][0], hole, inside, metric) for name in opts.layers}
+    y0, y1, x0, x1 = vgg_window(hole)
+
+    def window_features(x):
+        return net(x[None, :, y0:y1, x0:x1])
+
+    terms = {name: TextureTerm(source_feats[name][0], hole, inside, (y0, y1, x0, x1), metric,
+                               seed=(opts.seed * 8 + key) * 8 + i)
+             for i, name in enumerate(opts.layers)}
     terms = {name: t for name, t in terms.items() if t.usable}
+    for name, t in terms.items():
+        if fields and name in fields and opts.search == "patchmatch":
+            t.start_from(fields[name])
 
     def energy():
         x = compose(v)
         e = content(x, v)
         if terms and opts.alpha:
-            feats = net(x[None])
+            feats = window_features(x)
             e = e + opts.alpha * sum(t.energy(feats[name][0]) for name, t in terms.items()) / len(terms)
         if opts.beta:
             tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2 * pair_x).sum() + ((x[:, 1:, :] - x[:, :-1, :]) ** 2 * pair_y).sum()
@@ -216,9 +300,12 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
     while done < iters:
         steps = min(opts.rematch_every, iters - done)
         with torch.no_grad():
-            feats = source_feats if done == 0 else net(compose(v)[None])  # v == start before the first step
+            if done == 0:  # v == start: cut the window's targets out of the whole start image's features
+                feats = {name: source_feats[name][0][(slice(None), *t.cells)] for name, t in terms.items()}
+            else:
+                feats = {name: f[0] for name, f in window_features(compose(v)).items()}
             for name, t in terms.items():
-                t.rematch(feats[name][0])
+                t.rematch(feats[name].contiguous(), opts)
         optimizer = torch.optim.LBFGS([v], lr=1, max_iter=steps, history_size=steps, line_search_fn="strong_wolfe",
                                       tolerance_grad=0, tolerance_change=0)
 
@@ -235,7 +322,7 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
         bar.update(steps)
         bar.set_postfix(energy=f"{loss.item():.4g}")
     bar.close()
-    return compose(v.detach())
+    return compose(v.detach()), {name: t.full_field() for name, t in terms.items()}
 
 
 def _progress(total, label, enabled):

@@ -114,6 +114,8 @@ def test_scale_plan(n, plan):
     (dict(layers=("relu5_1",)), "layers"),
     (dict(metric="l1"), "metric"),
     (dict(max_frame=100), "max_frame"),
+    (dict(search="approx"), "search"),
+    (dict(patchmatch_iters=0), "patchmatch_iters"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
@@ -144,3 +146,48 @@ def test_bad_image_and_mask(photo):
 def test_single_names_are_accepted_for_per_scale_and_layer_options():
     opts = nx.FillOptions(layers="relu3_1", metric="l2")
     assert opts.layers == ("relu3_1",) and opts.metric == ("l2", "l2", "l2")
+
+
+@pytest.mark.parametrize("box", [(100, 160, 90, 200), (0, 40, 210, 256), (200, 256, 0, 30)],
+                         ids=["middle", "top_right_border", "bottom_left_corner"])
+def test_vgg_window_gives_the_whole_frames_features_where_targets_read(net, box):
+    """The texture term reads target patches (3x3 around every target centre) from the features of the
+    VGG window only: there they must equal the whole frame's features."""
+    from npsynth_ext.pipeline import TextureTerm, vgg_window
+
+    img = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256), Image.BICUBIC)).copy()
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    hole = torch.zeros(256, 256, dtype=torch.bool)
+    y0, y1, x0, x1 = box
+    hole[y0:y1, x0:x1] = True
+    inside = torch.ones(256, 256, dtype=torch.bool)
+    win = vgg_window(hole)
+    assert win != (0, 256, 0, 256), "the window should cut something off in these cases"
+    with torch.no_grad():
+        whole = net(x[None])
+        part = net(x[None, :, win[0]:win[1], win[2]:win[3]])
+    for name in ("relu3_1", "relu4_1"):
+        term = TextureTerm(whole[name][0], hole, inside, win, "l2", seed=0)
+        read = torch.nn.functional.max_pool2d(term.target_mask[None, None].float(), 3, 1, 1)[0, 0] > 0
+        cut = whole[name][0][(slice(None), *term.cells)]
+        assert cut.shape == part[name][0].shape
+        torch.testing.assert_close(part[name][0][:, read], cut[:, read], rtol=1e-4, atol=1e-3)
+
+
+def test_upsample_field_moves_each_match_to_the_child_cell():
+    from npsynth_ext.pipeline import upsample_field
+
+    field = torch.tensor([[5, -1], [0, 3]])  # a 2x2 target grid over a 2x3 source grid
+    up = upsample_field(field, (4, 6))
+    # source (1, 2) -> children (2..3, 4..5); source (0, 0) -> (0..1, 0..1); source (1, 0) -> (2..3, 0..1)
+    expected = torch.tensor([[2 * 6 + 4, 2 * 6 + 5, -1, -1],
+                             [3 * 6 + 4, 3 * 6 + 5, -1, -1],
+                             [0, 1, 2 * 6 + 0, 2 * 6 + 1],
+                             [6, 7, 3 * 6 + 0, 3 * 6 + 1]])
+    assert torch.equal(up, expected)
+
+
+def test_exact_search_option_fills_too(photo, net):
+    img, mask = photo
+    out = nx.fill(img, mask, texture_net=net, search="exact", **FAST)
+    assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
