@@ -54,3 +54,46 @@ def texture_loss_call(impl, shape, device="cpu"):
         return x.grad
 
     return step
+
+
+def photo_layer_inputs(shape, device="cpu"):
+    """VGG-19 features of the demo photo (512x512) at the layer of `shape`, its 256x256 hole's targets and
+    sources. PatchMatch needs real features: its propagation relies on neighbouring patches having
+    neighbouring matches, which noise does not have."""
+    import numpy as np
+    from PIL import Image
+
+    from npsynth_ext.fill import DEMO_IMAGE
+    from npsynth_ext.vgg import load_texture_net
+
+    layer = shape.split("@")[0]
+    _, S, h = SHAPES[shape]
+    rgb = torch.from_numpy(np.asarray(Image.open(DEMO_IMAGE).convert("RGB")).copy()).permute(2, 0, 1)
+    with torch.no_grad():
+        fmap = load_texture_net()(rgb[None].float() / 255)[layer][0].contiguous()
+    hole = torch.zeros(S, S, dtype=torch.bool)
+    o = (S - h) // 2
+    hole[o:o + h, o:o + h] = True
+    touched = F.max_pool2d(hole[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    valid = F.max_pool2d(touched[None, None].float(), 3, stride=1, padding=1)[0, 0] == 0
+    return fmap.to(device), touched.to(device), valid.to(device)
+
+
+def search_calls(shape, device="cpu", metric="l2", warm_iters=2):
+    """{name: (closure, its field's mean distance over the exact one)} for one layer of the demo photo:
+    exact patch_nn; PatchMatch from a random start with its default iterations ("cold"); and PatchMatch
+    as the pipeline runs it between L-BFGS steps ("warm"): features moved a little (5% noise), started
+    from the exact matches of the unmoved ones, `warm_iters` iterations."""
+    fmap, mask, valid = photo_layer_inputs(shape, device)
+    g = torch.Generator().manual_seed(1)
+    moved = (fmap + 0.05 * fmap.std() * torch.randn(fmap.shape, generator=g).to(device)).relu()
+    exact_index, exact = nx.patch_nn(fmap, fmap, mask, valid, 3, metric)
+    _, moved_exact = nx.patch_nn(moved, fmap, mask, valid, 3, metric)
+    calls = {
+        "patch_nn": (lambda: nx.patch_nn(fmap, fmap, mask, valid, 3, metric), exact),
+        "patchmatch cold": (lambda: nx.patchmatch(fmap, fmap, mask, valid, 3, metric), exact),
+        "patchmatch warm": (lambda: nx.patchmatch(moved, fmap, mask, valid, 3, metric, init_index=exact_index,
+                                                  iters=warm_iters), moved_exact),
+    }
+    return {name: (fn, lambda fn=fn, base=base: (fn()[1][mask].mean() / base[mask].mean()).item())
+            for name, (fn, base) in calls.items()}

@@ -18,7 +18,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import SHAPES, patch_nn_call, patch_nn_gflop, texture_loss_call  # noqa: E402
+from cases import SHAPES, patch_nn_call, patch_nn_gflop, search_calls, texture_loss_call  # noqa: E402
 
 import npsynth_ext  # noqa: E402
 
@@ -119,12 +119,30 @@ def main():
             rate = f"{gflop(shape) / t_ours:12.0f}" if gflop else " " * 12
             print(f"| {op:<21} | {shape:<12} | {t_ours * 1e3:9.1f} | {t_ref * 1e3:9.1f} | {t_ref / t_ours:7.1f}x | "
                   f"{m_ours:8.1f} | {m_ref:8.1f} | {rate} |", flush=True)
+    search_table(args.device, args.repeats)
     if not args.no_fill:
-        end_to_end_fill(args.device)
+        end_to_end_fill(args.device, args.repeats)
 
 
-def end_to_end_fill(device):
-    """The demo fill (512x512 photo, 256x256 centre hole) with default options: total and per scale."""
+def search_table(device, repeats):
+    """PatchMatch against exact search on the demo photo's VGG features: time and mean-distance gap."""
+    print(f"\nnearest-neighbour search on the demo photo's VGG features (l2); gap = mean distance / exact - 1")
+    header = f"| {'shape':<12} | {'search':<16} | {'ms':>8} | {'vs patch_nn':>11} | {'gap':>7} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for shape in SHAPES:
+        calls = search_calls(shape, device)
+        times = {}
+        for name, (fn, gap) in calls.items():
+            fn()
+            times[name] = median_seconds(fn, device, repeats)
+            print(f"| {shape:<12} | {name:<16} | {times[name] * 1e3:8.1f} | "
+                  f"{times['patch_nn'] / times[name]:10.1f}x | {gap() - 1:+7.2%} |", flush=True)
+
+
+def end_to_end_fill(device, repeats):
+    """The demo fill (photo with a centre hole half its side) with default options at frames of 128, 256
+    and 512: median total and the per-scale split of the median run."""
     import numpy as np
     from PIL import Image
 
@@ -132,15 +150,23 @@ def end_to_end_fill(device):
     from npsynth_ext.pipeline import FillOptions, fill_u8
     from npsynth_ext.vgg import load_texture_net
 
-    image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB")).copy()
-    hole = np.asarray(Image.open(DEMO_MASK)) > 0
-    opts = FillOptions(device=device, progress=False, texture_net=load_texture_net(device=device))
-    timings = {}
-    start = time.perf_counter()
-    fill_u8(image, hole, opts, timings)
-    total = time.perf_counter() - start
-    split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
-    print(f"\nend-to-end fill, 512x512 demo with a 256x256 hole, default options: {total:.1f} s ({split})")
+    net = load_texture_net(device=device)
+    print(f"\nend-to-end fill of the demo photo (hole: the centre half of each side), default options, "
+          f"{repeats} runs")
+    for side in (128, 256, 512):
+        image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy()
+        hole = np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0
+        runs = []
+        for _ in range(repeats):
+            timings = {}
+            start = time.perf_counter()
+            fill_u8(image, hole, FillOptions(device=device, progress=False, texture_net=net), timings)
+            runs.append((time.perf_counter() - start, timings))
+        runs.sort(key=lambda r: r[0])
+        total, timings = runs[len(runs) // 2]
+        split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
+        every = ", ".join(f"{r[0]:.1f}" for r in runs)
+        print(f"  {side}x{side}: median {total:.1f} s ({split}); all runs {every} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ paper's shapes; compare.py prints the same comparison as one ratio table with pe
 import pytest
 import torch
 
-from cases import SHAPES, patch_nn_call, texture_loss_call
+from cases import SHAPES, patch_nn_call, search_calls, texture_loss_call
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -30,3 +30,12 @@ def test_op(benchmark, op, shape, impl, device):
     factory, rounds = OPS[op]
     benchmark.group = f"{op} {shape} {device}"
     benchmark.pedantic(timed(factory(impl, shape, device), device), rounds=rounds, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("search", ["patch_nn", "patchmatch cold", "patchmatch warm"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_search(benchmark, search, shape):
+    """Exact search against PatchMatch on the demo photo's VGG features (CPU)."""
+    fn, _ = search_calls(shape)[search]
+    benchmark.group = f"search {shape}"
+    benchmark.pedantic(fn, rounds=3 if search == "patch_nn" else 10, warmup_rounds=1)

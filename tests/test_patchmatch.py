@@ -23,21 +23,26 @@ def test_matches_are_valid_and_achieve_their_distance(case, metric, dtype, devic
     assert (dist.cpu().double() >= exact - 1e-4).all()
 
 
-@pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_finds_a_shifted_copy(metric, device):
-    """The target is the source moved by (5, -7): every target patch has an exact copy among the sources,
-    and once a few random draws hit the right offset, propagation carries it along every row and column.
-    The default iterations find all of them."""
+def _shifted_copy():
+    """The target is the source moved by (5, -7): every target patch has an exact copy among the
+    sources. -> target, source, mask, valid, the expected flat match of each masked target."""
     g = torch.Generator().manual_seed(1)
     C, H, W = 8, 32, 36
     source = torch.randn(C, H, W, generator=g, dtype=torch.float64)
     target = torch.roll(source, shifts=(5, -7), dims=(1, 2))
     mask = box_mask(H, W, 9, 28, 3, 22)  # their copies sit at rows 4..22, columns 10..28: interior
     valid = box_mask(H, W, 1, H - 1, 1, W - 1)
-    index, dist = nx.patchmatch(*(t.to(device) for t in (target, source, mask, valid)), metric=metric)
     t_pos = mask.flatten().nonzero().flatten()
-    expected = (t_pos // W - 5) * W + (t_pos % W + 7)
-    assert torch.equal(index.cpu().flatten()[t_pos], expected)
+    return target, source, mask, valid, (t_pos // W - 5) * W + (t_pos % W + 7)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_finds_a_shifted_copy(metric, device):
+    """Once a few random draws hit the right offset, propagation carries it along every row and column:
+    the default iterations find every exact copy."""
+    target, source, mask, valid, expected = _shifted_copy()
+    index, dist = nx.patchmatch(*(t.to(device) for t in (target, source, mask, valid)), metric=metric)
+    assert torch.equal(index.cpu().flatten()[mask.flatten()], expected)
     assert dist.abs().max().item() < 1e-9
 
 
@@ -158,3 +163,25 @@ def test_close_to_exact_on_photo_features(photo_features, layer, metric):
     _, moved_exact = nx.patch_nn(moved, f, mask, valid, 3, metric)
     _, warm = nx.patchmatch(moved, f, mask, valid, 3, metric, init_index=exact_index, iters=1)
     assert warm[mask].mean() <= 1.02 * moved_exact[mask].mean()
+
+
+def test_baseline_cpu_walk_finds_the_shifted_copy_too():
+    """On an AVX2 CPU the line walk runs its AVX2 build; NPSYNTH_BASELINE_CPU=1 selects the baseline
+    build, which must find the same exact matches (in a fresh process: the choice is made once)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, npsynth_ext as nx\n"
+        "from samples import box_mask\n"
+        "from test_patchmatch import _shifted_copy\n"
+        "target, source, mask, valid, expected = _shifted_copy()\n"
+        "index, dist = nx.patchmatch(target.float(), source.float(), mask, valid)\n"
+        "assert torch.equal(index.flatten()[mask.flatten()], expected), 'wrong matches'\n"
+        "assert dist.abs().max().item() < 1e-3\n"
+    )
+    env = dict(os.environ, NPSYNTH_BASELINE_CPU="1")
+    run = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(__file__), env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -6,3 +6,13 @@
 #else
 #define NPS_HOST_DEVICE
 #endif
+
+// NPS_INLINED marks the steps of the PatchMatch inner loop: always inlined, so that a caller compiled for
+// a wider instruction set (the CPU's AVX2 build of the line walk) compiles them for that set too.
+#if defined(__CUDACC__)
+#define NPS_INLINED __forceinline__
+#elif defined(__GNUC__)
+#define NPS_INLINED inline __attribute__((always_inline))
+#else
+#define NPS_INLINED inline
+#endif

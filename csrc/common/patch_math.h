@@ -29,7 +29,7 @@ NPS_HOST_DEVICE inline T padded_at(const T* plane, int64_t H, int64_t W, int64_t
 // Distance of two patches given their dot product and squared norms: the epilogue of the tiled search,
 // where the dot products come out of a GEMM (CPU) or a shared-memory tile (CUDA).
 template <typename T>
-NPS_HOST_DEVICE inline T patch_distance_from_dot(T dot, T tn2, T sn2, int metric) {
+NPS_HOST_DEVICE NPS_INLINED T patch_distance_from_dot(T dot, T tn2, T sn2, int metric) {
   if (metric == kMetricL2) {
     const T d = tn2 + sn2 - T(2) * dot;
     return d > T(0) ? d : T(0);  // cancellation can dip below zero for near-identical patches
@@ -44,7 +44,7 @@ NPS_HOST_DEVICE inline T patch_distance_from_dot(T dot, T tn2, T sn2, int metric
 // in the last bit from the tiled dot products, so the contract does not promise which of them wins.)
 // No match yet (best_j < 0) always loses, so even NaN distances yield a valid index.
 template <typename T>
-NPS_HOST_DEVICE inline bool nn_better(T d, int64_t j, T best_d, int64_t best_j) {
+NPS_HOST_DEVICE NPS_INLINED bool nn_better(T d, int64_t j, T best_d, int64_t best_j) {
   return best_j < 0 || d < best_d || (d == best_d && j < best_j);
 }
 
@@ -103,7 +103,7 @@ NPS_HOST_DEVICE inline T patch_pair_distance(PatchRef<T> t, PatchRef<T> s, int64
 
 // Keep (d, j) as the best match so far if it beats it; j < 0 means "no candidate" and never wins.
 template <typename T>
-NPS_HOST_DEVICE inline void nn_merge(T d, int64_t j, T& best_d, int64_t& best_j) {
+NPS_HOST_DEVICE NPS_INLINED void nn_merge(T d, int64_t j, T& best_d, int64_t& best_j) {
   if (j >= 0 && nn_better(d, j, best_d, best_j)) best_d = d, best_j = j;
 }
 

@@ -28,7 +28,7 @@
 namespace npsynth {
 
 // splitmix64's finaliser: a bijective 64-bit mix, so distinct counters give unrelated outputs.
-NPS_HOST_DEVICE inline uint64_t pm_mix(uint64_t x) {
+NPS_HOST_DEVICE NPS_INLINED uint64_t pm_mix(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
@@ -36,7 +36,7 @@ NPS_HOST_DEVICE inline uint64_t pm_mix(uint64_t x) {
 }
 
 // The random draw number `sample` for target position `target` in pass `pass` (pass -1: the start).
-NPS_HOST_DEVICE inline uint64_t pm_random(int64_t seed, int64_t pass, int64_t target, int64_t sample) {
+NPS_HOST_DEVICE NPS_INLINED uint64_t pm_random(int64_t seed, int64_t pass, int64_t target, int64_t sample) {
   return pm_mix(pm_mix(pm_mix(static_cast<uint64_t>(seed)) ^ static_cast<uint64_t>(pass)) ^
                 (static_cast<uint64_t>(target) << 8 ^ static_cast<uint64_t>(sample)));
 }
@@ -71,7 +71,7 @@ struct PatchmatchShape {
 };
 
 template <typename T>
-NPS_HOST_DEVICE inline PatchmatchItem<T> pm_item(const PatchmatchBatch<T>& g, const PatchmatchShape& s, int64_t b) {
+NPS_HOST_DEVICE NPS_INLINED PatchmatchItem<T> pm_item(const PatchmatchBatch<T>& g, const PatchmatchShape& s, int64_t b) {
   const int64_t nt = s.Ht * s.Wt, ns = s.Hs * s.Ws;
   return PatchmatchItem<T>{g.t_rows + b * nt * s.C, g.s_rows + b * ns * s.C, g.t_norm2 + b * nt,
                            g.s_norm2 + b * ns,      g.t_mask + b * nt,        g.s_valid + b * ns,
@@ -82,7 +82,7 @@ NPS_HOST_DEVICE inline PatchmatchItem<T> pm_item(const PatchmatchBatch<T>& g, co
 // Partial dot product, over channels lane, lane + lanes, ..., of the target patch centred on flat position
 // p and the source patch centred on q; taps off either map are zero padding and add nothing.
 template <int lanes, typename T>
-NPS_HOST_DEVICE inline T pm_dot_partial(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t p, int64_t q,
+NPS_HOST_DEVICE NPS_INLINED T pm_dot_partial(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t p, int64_t q,
                                         int lane) {
   const int64_t ty = p / s.Wt, tx = p % s.Wt, sy = q / s.Ws, sx = q % s.Ws;
   T total = 0;
@@ -103,14 +103,14 @@ NPS_HOST_DEVICE inline T pm_dot_partial(const PatchmatchItem<T>& m, const Patchm
 
 // Distance of target p to source q for the search; `sum` totals the lanes' partial dot products.
 template <int lanes, typename T, typename Sum>
-NPS_HOST_DEVICE inline T pm_distance(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t p, int64_t q,
+NPS_HOST_DEVICE NPS_INLINED T pm_distance(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t p, int64_t q,
                                      int lane, Sum sum) {
   return patch_distance_from_dot(sum(pm_dot_partial<lanes>(m, s, p, q, lane)), m.t_norm2[p], m.s_norm2[q], s.metric);
 }
 
 // Source centre (y, x) as a candidate: its flat index, or -1 when it is off the map or not a valid source.
 template <typename T>
-NPS_HOST_DEVICE inline int64_t pm_candidate(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t y,
+NPS_HOST_DEVICE NPS_INLINED int64_t pm_candidate(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t y,
                                             int64_t x) {
   if (y < 0 || y >= s.Hs || x < 0 || x >= s.Ws) return -1;
   const int64_t q = y * s.Ws + x;
@@ -160,7 +160,7 @@ NPS_HOST_DEVICE inline int64_t pm_line_count(const PatchmatchShape& s, Patchmatc
 // one step, the matches its two neighbours across the line had when the pass began (shifted likewise),
 // then the random-search candidates around its best match so far. Only lane 0 writes.
 template <int lanes, typename T, typename Sum>
-NPS_HOST_DEVICE inline void pm_walk_line(const PatchmatchItem<T>& m, const PatchmatchShape& s, PatchmatchPass pass,
+NPS_HOST_DEVICE NPS_INLINED void pm_walk_line(const PatchmatchItem<T>& m, const PatchmatchShape& s, PatchmatchPass pass,
                                          int64_t line, int lane, Sum sum) {
   const int64_t length = pass.rows ? s.Wt : s.Ht;
   const int64_t step = pass.forward ? 1 : -1;
