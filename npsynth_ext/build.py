@@ -3,7 +3,7 @@ import torch
 
 from . import _native  # noqa: F401  (loads the library: registers torch.ops.npsynth.*)
 
-OPS = ("patch_nn", "texture_loss", "texture_loss_backward")
+OPS = ("patch_nn", "patchmatch", "texture_loss", "texture_loss_backward")
 
 
 def build_info() -> dict:

@@ -49,6 +49,9 @@ def build_parser():
                    help="L-BFGS iterations per scale, coarse to fine (default %(default)s)")
     p.add_argument("--metric", choices=["cosine", "l2"], nargs="+", default=list(defaults.metric),
                    metavar="M", help="patch matching, one metric or one per scale: cosine, l2 (default %(default)s)")
+    p.add_argument("--search", choices=["patchmatch", "exact"], default=defaults.search,
+                   help="nearest-neighbour search when re-matching: patchmatch from the previous matches, or "
+                        "exact every time (slower) (default %(default)s)")
     p.add_argument("--max-frame", type=int, default=defaults.max_frame,
                    help="work on larger frames downscaled to this side (default %(default)s)")
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
@@ -121,7 +124,7 @@ def run(args):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
-                                max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
+                                search=args.search, max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
                                 seed=args.seed, progress=not args.quiet, save_steps=args.save_steps)
     image, hole, output = resolve_inputs(args)
     check_output(output)

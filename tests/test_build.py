@@ -6,7 +6,7 @@ import torch
 
 import npsynth_ext as nx
 
-OPS = {"patch_nn", "texture_loss", "texture_loss_backward"}
+OPS = {"patch_nn", "patchmatch", "texture_loss", "texture_loss_backward"}
 
 
 def test_build_info_reports_the_registered_kernels():

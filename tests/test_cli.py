@@ -93,6 +93,22 @@ def test_box_and_jpeg_output(files, capsys):
     assert Image.open(d / "out.jpg").format == "JPEG"
 
 
+def test_search_option_reaches_the_pipeline(files, capsys, monkeypatch):
+    from npsynth_ext import pipeline
+
+    seen = []
+    real = pipeline.fill_u8
+    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings: seen.append(opts.search) or
+                        real(image, hole, opts, timings))
+    d, _, _ = files
+    code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--search", "exact", *FAST)
+    assert code == 0, err
+    assert seen == ["exact"]
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "o2.png", "--search", "kd", *FAST)
+    assert exit_.value.code == 2 and "invalid choice: 'kd'" in capsys.readouterr().err
+
+
 def test_demo_runs(tmp_path, capsys):
     code, err = run_cli(capsys, "--demo", "-o", tmp_path / "demo.png", "--iters", "1", "0", "0", "--quiet")
     assert code == 0, err
