@@ -14,9 +14,9 @@ fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 a
 
 Source patches (wholly outside the hole and inside the image) come from the features of the scale's
 starting image and are held constant; the matches are recomputed every `rematch_every` L-BFGS iterations
-and held constant in between, as in the paper. Matching is exact (patch_nn) only where no earlier
-matches exist: later re-matches run a few PatchMatch iterations from the previous matches, and each
-finer scale starts from the coarser scale's matches, upsampled. Each step runs VGG only on a window
+and held constant in between, as in the paper. Matching is exact (patch_nn) only for each scale's first
+match: later re-matches run a few PatchMatch iterations from the previous matches (coarse_matches=True
+also starts each finer scale from the coarser scale's matches, upsampled). Each step runs VGG only on a window
 around the hole wide enough that every feature the texture term reads is exactly what the whole frame
 would give (vgg_window). Pixels outside the hole never change.
 """
@@ -47,6 +47,10 @@ class FillOptions:
     # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
     search: str = "patchmatch"
     patchmatch_iters: int = 2  # PatchMatch iterations per re-match, from the previous matches
+    # Start each finer scale's matches from the coarser scale's, upsampled, instead of an exact search.
+    # Measured on the quality harness: ~1.5 s faster per 512 fill, fills ~0.05 sharper but ~0.1 dB less
+    # faithful (astronaut blob then misses the PSNR target by 0.04 dB), so it is off by default.
+    coarse_matches: bool = False
     # Patch matching per scale (one name for all, or three). "cosine" (the authors' code) ignores feature
     # magnitude, so a blurry start still matches textured patches; "l2" (the paper's) keeps magnitudes, so
     # at the finest scale smooth areas stay smooth (measured: all-cosine adds noise to blob holes, all-l2
@@ -281,7 +285,7 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
              for i, name in enumerate(opts.layers)}
     terms = {name: t for name, t in terms.items() if t.usable}
     for name, t in terms.items():
-        if fields and name in fields and opts.search == "patchmatch":
+        if fields and name in fields and opts.search == "patchmatch" and opts.coarse_matches:
             t.start_from(fields[name])
 
     def energy():

@@ -187,7 +187,32 @@ def test_upsample_field_moves_each_match_to_the_child_cell():
     assert torch.equal(up, expected)
 
 
-def test_exact_search_option_fills_too(photo, net):
+@pytest.mark.parametrize("options", [dict(search="exact"), dict(coarse_matches=True)], ids=["exact", "coarse"])
+def test_search_options_fill_too(photo, net, options):
     img, mask = photo
-    out = nx.fill(img, mask, texture_net=net, search="exact", **FAST)
+    out = nx.fill(img, mask, texture_net=net, **options, **FAST)
     assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
+
+
+@pytest.mark.parametrize("coarse_matches", [False, True])
+def test_coarse_matches_start_the_finer_scale(net, monkeypatch, coarse_matches):
+    """A 130x130 hole gives a frame worked at two scales: with coarse_matches the finer scale's terms
+    start from the coarser scale's fields (and still fill); without, they search exactly."""
+    from npsynth_ext import pipeline
+
+    starts = []
+    real = pipeline.TextureTerm.start_from
+    monkeypatch.setattr(pipeline.TextureTerm, "start_from", lambda self, field: starts.append(field.shape) or
+                        real(self, field))
+    img = np.ascontiguousarray(data.coffee()[:300, :400])
+    mask = np.zeros(img.shape[:2], bool)
+    mask[80:210, 120:250] = True
+    out = nx.fill(img, mask, texture_net=net, iters=(2, 2, 2), rematch_every=1, progress=False,
+                  coarse_matches=coarse_matches)
+    assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
+    if coarse_matches:
+        # one field per layer, on the coarser scale's grids: relu4_1's cells are twice relu3_1's
+        small, large = sorted(starts)
+        assert len(starts) == 2 and large == torch.Size([2 * small[0], 2 * small[1]])
+    else:
+        assert starts == []
