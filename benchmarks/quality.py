@@ -8,6 +8,7 @@ PSNR in the hole against the original photo, a sharpness ratio (mean gradient ma
 over original: 1 is as sharp as the real photo, a blur scores ~0.1-0.2), and the time per fill, for:
   ours      npsynth_ext.fill with default options
   prior     our content prior alone (the same pipeline with no optimisation)
+  ours-net, prior-net   the same with the content network of --content-weights as the prior
   telea     OpenCV's Telea inpainting (optional: pip install opencv-python-headless)
   patchmatch  classic PatchMatch inpainting (optional: pip install pypatchmatch)
 Methods whose package is missing are skipped with a note. --out writes before/after pictures.
@@ -111,6 +112,8 @@ def method_patchmatch():
 METHODS = {
     "ours": method_ours,
     "prior": lambda: method_ours(iters=(0, 0, 0)),
+    "ours-net": method_ours,
+    "prior-net": lambda **options: method_ours(**options, iters=(0, 0, 0)),
     "telea": method_telea,
     "patchmatch": method_patchmatch,
 }
@@ -129,8 +132,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=",".join(photos()), help="comma-separated photo names")
     parser.add_argument("--holes", default=",".join(HOLES), help="comma-separated: centre, blob")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated method names")
+    parser.add_argument("--methods", default="ours,prior,telea,patchmatch", help="comma-separated, from: "
+                        + ", ".join(METHODS))
     parser.add_argument("--out", help="folder for before/after pictures")
+    parser.add_argument("--content-weights", metavar="MODEL", help="a train_content checkpoint, for ours-net and prior-net")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a fill option for 'ours' (e.g. --set alpha=2 --set iters=100,40,20), for tuning")
     args = parser.parse_args()
@@ -150,8 +155,15 @@ def main():
     for name in args.methods.split(","):
         if name not in METHODS:
             parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        if name.endswith("-net") and not args.content_weights:
+            parser.error(f"method {name} needs --content-weights")
         try:
-            methods[name] = METHODS[name](**options) if name == "ours" else METHODS[name]()
+            if name == "ours":
+                methods[name] = METHODS[name](**options)
+            elif name.endswith("-net"):
+                methods[name] = METHODS[name](content_weights=args.content_weights)
+            else:
+                methods[name] = METHODS[name]()
         except ImportError as exc:
             print(f"note: skipping {name}: {exc}", file=sys.stderr)
     if args.out:

