@@ -1,14 +1,15 @@
 """What one L-BFGS step of the fill costs, op by op, counted on the CPU from the real code path: the
 numbers a GPU user needs to know what to expect.
 
-    python benchmarks/gpu_cost.py [--side 512] [--iters 10]
+    python benchmarks/gpu_cost.py [--side 512] [--iters 10] [--profile]
 
 Runs the finest scale of the demo fill (a `side` frame, hole the centre half of each side) for `iters`
 L-BFGS iterations, which is one re-match round, and divides by `iters`. Every ATen or npsynth op
 dispatched is counted: on a GPU each is at least one kernel launch (cuDNN may add a few per convolution).
 FLOPs come from torch's FlopCounterMode (convolutions and matmuls) and, for our ops, from their loops;
 "MB" is what each op reads and writes at the least (its tensors' sizes; a kernel re-reading a patch from
-cache does not count again), so time >= MB / memory bandwidth and >= GFLOP / FLOP rate.
+cache does not count again), so time >= MB / memory bandwidth and >= GFLOP / FLOP rate. --profile instead times the same run with
+torch.profiler on this machine and prints where the time goes, by op.
 """
 import argparse
 import collections
@@ -77,6 +78,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--profile", action="store_true", help="time the ops with torch.profiler instead")
     args = parser.parse_args()
     n = args.side
     rgb = torch.from_numpy(np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((n, n))).copy())
@@ -91,6 +93,9 @@ def main():
     coarse_rgb = torch.nn.functional.avg_pool2d(rgb[None], 2)[0]
     coarse, fields = solve_scale(net, coarse_rgb, masks_mod.downscale_mask(hole, n // 2),
                                  torch.ones(n // 2, n // 2, dtype=torch.bool), 1, "cosine", opts, "")
+    if args.profile:
+        profile(lambda: solve_scale(net, rgb, hole, inside, args.iters, "l2", opts, "", coarse=coarse, fields=fields))
+        return
     counter, flop_counter = OpCounter(), FlopCounterMode(display=False)
     with flop_counter, counter:
         solve_scale(net, rgb, hole, inside, args.iters, "l2", opts, "", coarse=coarse, fields=fields)
@@ -114,6 +119,24 @@ def main():
         sum(counter.bytes[k] for k in rest))
     row("total", sum(counter.calls.values()), sum(flops.values()), sum(counter.bytes.values()))
     print(f"\nhost reads of device values (.item(), each a GPU sync): {counter.syncs / steps:.1f} per iteration")
+
+
+def profile(run):
+    """Self CPU time per op over one run, largest first."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"| {'op':<40} | {'calls':>6} | {'self s':>7} | {'share':>6} |")
+    print(f"|{'-' * 42}|{'-' * 8}|{'-' * 9}|{'-' * 8}|")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:SHOWN]:
+        print(f"| {e.key:<40} | {e.count:6d} | {e.self_cpu_time_total / 1e6:7.2f} | "
+              f"{e.self_cpu_time_total / total:6.1%} |")
+    print(f"| {'total':<40} | {'':6} | {total / 1e6:7.2f} | {1:6.1%} |")
+
 
 if __name__ == "__main__":
     main()
