@@ -135,7 +135,7 @@ def main():
 
 def search_table(device, repeats):
     """PatchMatch against exact search on the demo photo's VGG features: time and mean-distance gap."""
-    print(f"\nnearest-neighbour search on the demo photo's VGG features (l2); gap = mean distance / exact - 1")
+    print("\nnearest-neighbour search on the demo photo's VGG features (l2); gap = mean distance / exact - 1")
     header = f"| {'shape':<12} | {'search':<16} | {'ms':>8} | {'vs patch_nn':>11} | {'gap':>7} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")

@@ -8,8 +8,8 @@ L-BFGS iterations, which is one re-match round, and divides by `iters`. Every AT
 dispatched is counted: on a GPU each is at least one kernel launch (cuDNN may add a few per convolution).
 FLOPs come from torch's FlopCounterMode (convolutions and matmuls) and, for our ops, from their loops;
 "MB" is what each op reads and writes at the least (its tensors' sizes; a kernel re-reading a patch from
-cache does not count again), so time >= MB / memory bandwidth and >= GFLOP / FLOP rate. --profile instead times the same run with
-torch.profiler on this machine and prints where the time goes, by op.
+cache does not count again), so time >= MB / memory bandwidth and >= GFLOP / FLOP rate. --profile instead
+times the same run with torch.profiler on this machine and prints where the time goes, by op.
 """
 import argparse
 import collections

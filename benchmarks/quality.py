@@ -135,7 +135,8 @@ def main():
     parser.add_argument("--methods", default="ours,prior,telea,patchmatch", help="comma-separated, from: "
                         + ", ".join(METHODS))
     parser.add_argument("--out", help="folder for before/after pictures")
-    parser.add_argument("--content-weights", metavar="MODEL", help="a train_content checkpoint, for ours-net and prior-net")
+    parser.add_argument("--content-weights", metavar="MODEL",
+                        help="a train_content checkpoint, for ours-net and prior-net")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a fill option for 'ours' (e.g. --set alpha=2 --set iters=100,40,20), for tuning")
     args = parser.parse_args()

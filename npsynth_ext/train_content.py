@@ -85,7 +85,8 @@ def random_crops(photos, n, side, gen):
         photo = photos[int(torch.randint(len(photos), (1,), generator=gen))]
         H, W = photo.shape[1:]
         c = int(torch.randint(side, min(H, W) + 1, (1,), generator=gen))
-        y, x = int(torch.randint(0, H - c + 1, (1,), generator=gen)), int(torch.randint(0, W - c + 1, (1,), generator=gen))
+        y = int(torch.randint(0, H - c + 1, (1,), generator=gen))
+        x = int(torch.randint(0, W - c + 1, (1,), generator=gen))
         crop = photo[:, y:y + c, x:x + c].float()[None] / 255
         crop = F.interpolate(crop, size=(side, side), mode="area")[0] if c != side else crop[0]
         out[i] = crop.flip(-1) if torch.rand(1, generator=gen).item() < 0.5 else crop
