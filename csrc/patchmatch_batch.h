@@ -30,8 +30,8 @@ struct PatchmatchTensors {
   at::Tensor t_rows, s_rows, t_norm2, s_norm2, t_mask, s_valid, s_list, n_valid, index, before, dist;
 
   PatchmatchTensors(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
-                    const at::Tensor& source_valid, int64_t patch_size)
-      : t_rows(target.permute({0, 2, 3, 1}).contiguous()),
+                    const at::Tensor& source_valid, int64_t patch_size, const PatchmatchShape& s)
+      : t_rows(target.narrow(2, s.t_row0, s.t_rows_h).permute({0, 2, 3, 1}).contiguous()),
         s_rows(source.permute({0, 2, 3, 1}).contiguous()),
         t_norm2(patch_sqnorms(target, patch_size)),
         s_norm2(patch_sqnorms(source, patch_size)),
@@ -55,10 +55,16 @@ struct PatchmatchTensors {
   }
 };
 
-inline PatchmatchShape patchmatch_shape(const at::Tensor& target, const at::Tensor& source, int64_t patch_size,
-                                        int metric, int64_t radius, int64_t seed) {
-  const int64_t Hs = source.size(2), Ws = source.size(3);
-  return PatchmatchShape{target.size(1), target.size(2), target.size(3), Hs, Ws, static_cast<int>(patch_size / 2),
+inline PatchmatchShape patchmatch_shape(const at::Tensor& target, const at::Tensor& source,
+                                        const at::Tensor& target_mask, int64_t patch_size, int metric, int64_t radius,
+                                        int64_t seed) {
+  const int64_t Ht = target.size(2), Hs = source.size(2), Ws = source.size(3), r = patch_size / 2;
+  // Only rows within the patch radius of a masked row are ever read from the target: copy just those.
+  // (Reading the span is one small host sync, as the input checks already make.)
+  const at::Tensor rows = target_mask.any(2).any(0).nonzero();
+  const int64_t row0 = rows.numel() ? std::max<int64_t>(0, rows.min().item<int64_t>() - r) : 0;
+  const int64_t row1 = rows.numel() ? std::min<int64_t>(Ht, rows.max().item<int64_t>() + r + 1) : 0;
+  return PatchmatchShape{target.size(1), Ht, target.size(3), Hs, Ws, row0, row1 - row0, static_cast<int>(r),
                          metric, radius > 0 ? radius : std::max(Hs, Ws), seed};
 }
 

@@ -44,7 +44,7 @@ NPS_HOST_DEVICE NPS_INLINED uint64_t pm_random(int64_t seed, int64_t pass, int64
 // The maps of a batch as the kernels read them: B items, each laid out as described per field.
 template <typename T>
 struct PatchmatchBatch {
-  const T* t_rows;        // [Ht * Wt, C] target, position-major
+  const T* t_rows;        // [t_rows_h * Wt, C] target rows t_row0.. (all that masked targets read), position-major
   const T* s_rows;        // [Hs * Ws, C] source, position-major
   const T* t_norm2;       // [Ht * Wt] squared norm of the patch centred on each target position
   const T* s_norm2;       // [Hs * Ws] the same for the source
@@ -64,6 +64,7 @@ using PatchmatchItem = PatchmatchBatch<T>;
 // The shapes and settings of one call.
 struct PatchmatchShape {
   int64_t C, Ht, Wt, Hs, Ws;
+  int64_t t_row0, t_rows_h;  // the target rows copied: the masked rows' span, grown by the patch radius
   int radius;         // patch radius
   int metric;
   int64_t search;     // largest random-search radius, in source positions
@@ -73,7 +74,7 @@ struct PatchmatchShape {
 template <typename T>
 NPS_HOST_DEVICE NPS_INLINED PatchmatchItem<T> pm_item(const PatchmatchBatch<T>& g, const PatchmatchShape& s, int64_t b) {
   const int64_t nt = s.Ht * s.Wt, ns = s.Hs * s.Ws;
-  return PatchmatchItem<T>{g.t_rows + b * nt * s.C, g.s_rows + b * ns * s.C, g.t_norm2 + b * nt,
+  return PatchmatchItem<T>{g.t_rows + b * s.t_rows_h * s.Wt * s.C, g.s_rows + b * ns * s.C, g.t_norm2 + b * nt,
                            g.s_norm2 + b * ns,      g.t_mask + b * nt,        g.s_valid + b * ns,
                            g.s_list + b * ns,       g.n_valid + b,            g.index + b * nt,
                            g.before + b * nt,       g.dist + b * nt};
@@ -90,7 +91,7 @@ NPS_HOST_DEVICE NPS_INLINED T pm_dot_partial(const PatchmatchItem<T>& m, const P
     if (ty + dy < 0 || ty + dy >= s.Ht || sy + dy < 0 || sy + dy >= s.Hs) continue;
     for (int dx = -s.radius; dx <= s.radius; ++dx) {
       if (tx + dx < 0 || tx + dx >= s.Wt || sx + dx < 0 || sx + dx >= s.Ws) continue;
-      const T* a = m.t_rows + ((ty + dy) * s.Wt + tx + dx) * s.C;
+      const T* a = m.t_rows + ((ty + dy - s.t_row0) * s.Wt + tx + dx) * s.C;
       const T* b = m.s_rows + ((sy + dy) * s.Ws + sx + dx) * s.C;
       T acc = 0;
       NPS_SIMD_SUM_ACC
@@ -209,7 +210,8 @@ NPS_HOST_DEVICE inline void pm_finish(const PatchmatchBatch<T>& g, const Patchma
   if (!g.t_mask[l]) return;
   const int64_t nt = s.Ht * s.Wt, b = l / nt, p = l % nt, q = g.index[l];
   const PatchmatchItem<T> m = pm_item(g, s, b);
-  g.dist[l] = patch_pair_distance(PatchRef<T>{m.t_rows, s.Ht, s.Wt, p / s.Wt, p % s.Wt, 1, s.C},
+  // The copy's first row is 0 or a row no tap reaches below, so its edges pad exactly where the map's do.
+  g.dist[l] = patch_pair_distance(PatchRef<T>{m.t_rows, s.t_rows_h, s.Wt, p / s.Wt - s.t_row0, p % s.Wt, 1, s.C},
                                   PatchRef<T>{m.s_rows, s.Hs, s.Ws, q / s.Ws, q % s.Ws, 1, s.C}, s.C, s.radius,
                                   s.metric);
 }

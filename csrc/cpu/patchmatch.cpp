@@ -81,8 +81,9 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, cons
                                                   const std::optional<at::Tensor>& init_index, int64_t iters,
                                                   int64_t radius, int64_t seed) {
   check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
-  const PatchmatchShape s = patchmatch_shape(target, source, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size);
+  const PatchmatchShape s =
+      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
+  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
   const int64_t* init = init_index.has_value() ? init_index->data_ptr<int64_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
     patchmatch_cpu_run<scalar_t>(t, s, init, target.size(0), iters);

@@ -66,8 +66,9 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& target, con
                                                    int64_t radius, int64_t seed) {
   check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
   const c10::cuda::CUDAGuard guard(target.device());
-  const PatchmatchShape s = patchmatch_shape(target, source, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size);
+  const PatchmatchShape s =
+      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
+  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
   const int64_t n = t.index.numel();
   if (n == 0) return {t.index, t.dist};
   const int64_t* init = init_index.has_value() ? init_index->data_ptr<int64_t>() : nullptr;
