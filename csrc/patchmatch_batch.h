@@ -1,7 +1,7 @@
 #pragma once
 // Host-side glue of patchmatch shared by the CPU and CUDA entry points: the position-major copies of the
 // maps, the patch norms, the list of valid sources and the output field, all made with tensor ops on the
-// inputs' device, so CUDA never waits on the host for them.
+// inputs' device (the only host read is the span of masked rows, in patchmatch_shape).
 #include <algorithm>
 #include <tuple>
 

@@ -6,7 +6,8 @@
 // whole line in that pass. Lines never read each other's entries, so the lines of a pass run in parallel
 // in any order with the same result; alternating row and column passes and flipping the direction every
 // iteration propagates in all four directions. Each visited target tries
-//   * its predecessor's match shifted by one step (propagation), and
+//   * its predecessor's match shifted by one step, and the matches its two neighbours across the line
+//     had when the pass began, shifted likewise (propagation), and
 //   * random candidates around its current match in windows of radius R, R/2, ..., 1 (random search),
 // drawn from a counter-based hash of (seed, pass, target, sample), so the field depends on the seed only.
 //
@@ -109,6 +110,14 @@ NPS_HOST_DEVICE NPS_INLINED T pm_distance(const PatchmatchItem<T>& m, const Patc
   return patch_distance_from_dot(sum(pm_dot_partial<lanes>(m, s, p, q, lane)), m.t_norm2[p], m.s_norm2[q], s.metric);
 }
 
+// Candidate source q for target p: kept if it beats the best so far. No candidate (q < 0) and the best
+// itself are skipped without computing a distance.
+template <int lanes, typename T, typename Sum>
+NPS_HOST_DEVICE NPS_INLINED void pm_try(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t p, int64_t q,
+                                        int lane, Sum sum, T& best_d, int64_t& best_q) {
+  if (q >= 0 && q != best_q) nn_merge(pm_distance<lanes>(m, s, p, q, lane, sum), q, best_d, best_q);
+}
+
 // Source centre (y, x) as a candidate: its flat index, or -1 when it is off the map or not a valid source.
 template <typename T>
 NPS_HOST_DEVICE NPS_INLINED int64_t pm_candidate(const PatchmatchItem<T>& m, const PatchmatchShape& s, int64_t y,
@@ -178,14 +187,14 @@ NPS_HOST_DEVICE NPS_INLINED void pm_walk_line(const PatchmatchItem<T>& m, const 
     T best_d = m.dist[p];
     if (previous >= 0) {
       const int64_t q = pm_candidate(m, s, previous / s.Ws + sy_step, previous % s.Ws + sx_step);
-      if (q >= 0 && q != best_q) nn_merge(pm_distance<lanes>(m, s, p, q, lane, sum), q, best_d, best_q);
+      pm_try<lanes>(m, s, p, q, lane, sum, best_d, best_q);
     }
     for (int side = -1; side <= 1; side += 2) {
       const int64_t y = p / s.Wt + (pass.rows ? side : 0), x = p % s.Wt + (pass.rows ? 0 : side);
       if (y < 0 || y >= s.Ht || x < 0 || x >= s.Wt || m.before[y * s.Wt + x] < 0) continue;
       const int64_t n = m.before[y * s.Wt + x];
       const int64_t q = pm_candidate(m, s, n / s.Ws - (pass.rows ? side : 0), n % s.Ws - (pass.rows ? 0 : side));
-      if (q >= 0 && q != best_q) nn_merge(pm_distance<lanes>(m, s, p, q, lane, sum), q, best_d, best_q);
+      pm_try<lanes>(m, s, p, q, lane, sum, best_d, best_q);
     }
     int64_t sample = 0;
     for (int64_t r = s.search; r >= 1; r /= 2, ++sample) {
@@ -196,7 +205,7 @@ NPS_HOST_DEVICE NPS_INLINED void pm_walk_line(const PatchmatchItem<T>& m, const 
       const int64_t x0 = bx - r < 0 ? 0 : bx - r, x1 = bx + r >= s.Ws ? s.Ws - 1 : bx + r;
       const int64_t q = pm_candidate(m, s, y0 + static_cast<int64_t>(draw % (y1 - y0 + 1)),
                                      x0 + static_cast<int64_t>((draw >> 32) % (x1 - x0 + 1)));
-      if (q >= 0 && q != best_q) nn_merge(pm_distance<lanes>(m, s, p, q, lane, sum), q, best_d, best_q);
+      pm_try<lanes>(m, s, p, q, lane, sum, best_d, best_q);
     }
     if (lane == 0) m.index[p] = best_q, m.dist[p] = best_d;
     previous = best_q;
