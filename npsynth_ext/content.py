@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .masks import downscale_mask
+
 COARSEST = 4  # pyramid levels stop at this side
 RELAX_ITERS = 40  # Jacobi sweeps per level; coarse-to-fine start makes a few dozen enough
 
@@ -65,7 +67,7 @@ def network_prior(net):
         n = rgb.shape[-1]
         side = net.config.size
         small = F.interpolate(rgb[None], size=(side, side), mode="area")[0] if n != side else rgb
-        small_hole = F.adaptive_max_pool2d(hole[None, None].float(), side)[0, 0] > 0 if n != side else hole
+        small_hole = downscale_mask(hole, side) if n != side else hole
         param = next(net.parameters())
         with torch.no_grad():
             out = net.complete(small[None].to(param), small_hole[None].to(param.device))[0].to(rgb)
@@ -102,10 +104,17 @@ def _up(cin, cout):
                          nn.ELU())
 
 
-def _widths(config):
-    """Channels after each stride-2 encoder layer, down to a 4x4 map."""
-    steps = config.size.bit_length() - 3  # size / 2**steps == 4
-    return [config.width * min(2**i, 8) for i in range(steps)]
+def _widths(first, size):
+    """Channels after each stride-2 layer that takes a size x size input down to a 4x4 map: `first`,
+    doubling each layer up to 8 x first."""
+    steps = size.bit_length() - 3  # size / 2**steps == 4
+    return [first * min(2**i, 8) for i in range(steps)]
+
+
+def _encoder(widths):
+    """Image and hole mask (4 channels) down to a 4x4 map of widths[-1] channels; no batch norm on the
+    first layer (as in the Context Encoder and DCGAN)."""
+    return nn.Sequential(*[_down(cin, cout, norm=i > 0) for i, (cin, cout) in enumerate(zip([4] + widths, widths))])
 
 
 class ContentNet(nn.Module):
@@ -117,9 +126,8 @@ class ContentNet(nn.Module):
     def __init__(self, config=ContentNetConfig()):
         super().__init__()
         self.config = config
-        widths = _widths(config)
-        self.encoder = nn.Sequential(*[_down(cin, cout, norm=i > 0)
-                                       for i, (cin, cout) in enumerate(zip([4] + widths, widths))])
+        widths = _widths(config.width, config.size)
+        self.encoder = _encoder(widths)
         flat = widths[-1] * 16
         self.bottleneck = nn.Sequential(nn.Flatten(), nn.Linear(flat, config.code), nn.ELU(),
                                         nn.Linear(config.code, flat), nn.ELU())
@@ -155,9 +163,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, config=ContentNetConfig()):
         super().__init__()
-        widths = [config.disc_width * min(2**i, 8) for i in range(config.size.bit_length() - 3)]
-        self.body = nn.Sequential(*[_down(cin, cout, norm=i > 0)
-                                    for i, (cin, cout) in enumerate(zip([4] + widths, widths))])
+        widths = _widths(config.disc_width, config.size)
+        self.body = _encoder(widths)
         self.head = nn.Conv2d(widths[-1], 1, 4)  # the 4x4 map -> one logit
 
     def forward(self, rgb, hole):
