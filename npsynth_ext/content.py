@@ -9,13 +9,13 @@ fully-connected bottleneck and ELU activations), trained by the user with `pytho
 npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
 """
 import os
-import tempfile
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .images import write_atomically
 from .masks import downscale_mask
 
 COARSEST = 4  # pyramid levels stop at this side
@@ -178,16 +178,8 @@ CHECKPOINT_VERSION = 1
 def save_checkpoint(path, state):
     """Write a checkpoint dict atomically (temp file + rename), tagged with its format and version."""
     state = dict(state, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomically(path, lambda tmp: torch.save(state, tmp))
 
 
 def read_checkpoint(path):

@@ -1,5 +1,5 @@
 """Image conversions at the API boundary (numpy arrays, PIL images and tensors in, the same kind out), and
-the one atomic image writer."""
+the one atomic file writer (images, and the content network's checkpoints)."""
 import os
 
 import numpy as np
@@ -76,16 +76,21 @@ def to_mask(mask):
     return mask != 0
 
 
-def write_image_atomically(arr, path):
-    """Write an (H, W, 3) uint8 array in the format its extension names, via a temporary file in the same
-    folder renamed into place: `path` is never half-written, and nothing is left behind on failure."""
-    from PIL import Image
-
-    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+def write_atomically(path, write):
+    """Call write(tmp) to fill a temporary file in `path`'s folder, then rename it into place: `path` is
+    never half-written, and nothing is left behind on failure."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
     try:
-        Image.fromarray(arr, "RGB").save(tmp, format=fmt)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_image_atomically(arr, path):
+    """Write an (H, W, 3) uint8 array in the format its extension names, atomically (write_atomically)."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+    write_atomically(path, lambda tmp: Image.fromarray(arr, "RGB").save(tmp, format=fmt))
