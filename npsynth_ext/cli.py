@@ -1,5 +1,19 @@
-"""What the two command lines (fill, train_content) share: how a failure is reported."""
+"""What the two command lines (fill, train_content) share: how a failure is reported, and the check that
+their output can be written, made before any work."""
+import os
 import sys
+
+
+def check_writable(path):
+    """Raise ValueError unless a file can be written at `path`: its folder exists and is writable, and
+    the path itself is not a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"output folder is not writable: {folder}")
+    if os.path.isdir(path):
+        raise ValueError(f"output {path} is a folder")
 
 
 def run_command(prog, work, args, errors, on_interrupt):

@@ -16,7 +16,7 @@ import types
 import numpy as np
 
 from . import pipeline
-from .cli import run_command
+from .cli import check_writable, run_command
 from .images import write_image_atomically
 from .masks import MaskError, box_mask, check_mask, load_mask
 
@@ -81,13 +81,7 @@ def check_output(path):
     ext = os.path.splitext(path)[1].lower()
     if ext not in Image.registered_extensions():
         raise CliError(f"output {path}: unknown image extension {ext or '(none)'!r}; use e.g. .png or .jpg")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CliError(f"output folder does not exist: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise CliError(f"output folder is not writable: {folder}")
-    if os.path.isdir(path):
-        raise CliError(f"output {path} is a folder")
+    check_writable(path)
 
 
 def resolve_inputs(args):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cli import run_command
+from .cli import check_writable, run_command
 from .content import ContentNet, ContentNetConfig, Discriminator, read_checkpoint, save_checkpoint
 
 
@@ -177,6 +177,10 @@ def train(args):
         config = ContentNetConfig(size=args.size, width=args.width, code=args.code, disc_width=args.disc_width)
     except ValueError as exc:
         raise TrainError(str(exc)) from None
+    # The checkpoint's folder is made if missing (as save_checkpoint does); anything else that would stop
+    # the first checkpoint fails here, before any training.
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    check_writable(args.output)
     resuming = args.resume and os.path.exists(args.output)
     if resuming:
         trainer = Trainer.resume(args.output, args.lr, args.l2_weight, args.adv_weight, args.device)

@@ -156,3 +156,15 @@ def test_training_command_errors_are_one_line(tmp_path, capsys, setup, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_unwritable_checkpoint_path_fails_before_training(tmp_path, capsys, monkeypatch):
+    """-o naming a folder is refused at once, not at the first checkpoint after minutes of training."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo("camera", 32).permute(1, 2, 0).numpy()).save(folder / "camera.png")
+    monkeypatch.setattr(tc.Trainer, "train_step", lambda *a: pytest.fail("trained before checking the output"))
+    code = tc.main([str(folder), "-o", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a folder" in err and err.count("\n") == 1
+
