@@ -81,9 +81,10 @@ def photo_layer_inputs(shape, device="cpu"):
 
 def search_calls(shape, device="cpu", metric="l2", warm_iters=2):
     """{name: (closure, its field's mean distance over the exact one)} for one layer of the demo photo:
-    exact patch_nn; PatchMatch from a random start with its default iterations ("cold"); and PatchMatch
-    as the pipeline runs it between L-BFGS steps ("warm"): features moved a little (5% noise), started
-    from the exact matches of the unmoved ones, `warm_iters` iterations."""
+    exact patch_nn; PatchMatch with no start and its defaults ("cold": the stand-in search, then its
+    iterations); and PatchMatch as the pipeline runs it between L-BFGS steps ("warm"): features moved a
+    little (5% noise), started from the exact matches of the unmoved ones, `warm_iters` iterations with
+    random search from the whole map down."""
     fmap, mask, valid = photo_layer_inputs(shape, device)
     g = torch.Generator().manual_seed(1)
     moved = (fmap + 0.05 * fmap.std() * torch.randn(fmap.shape, generator=g).to(device)).relu()
@@ -93,7 +94,7 @@ def search_calls(shape, device="cpu", metric="l2", warm_iters=2):
         "patch_nn": (lambda: nx.patch_nn(fmap, fmap, mask, valid, 3, metric), exact),
         "patchmatch cold": (lambda: nx.patchmatch(fmap, fmap, mask, valid, 3, metric), exact),
         "patchmatch warm": (lambda: nx.patchmatch(moved, fmap, mask, valid, 3, metric, init_index=exact_index,
-                                                  iters=warm_iters), moved_exact),
+                                                  iters=warm_iters, radius=0), moved_exact),
     }
     return {name: (fn, lambda fn=fn, base=base: (fn()[1][mask].mean() / base[mask].mean()).item())
             for name, (fn, base) in calls.items()}

@@ -96,11 +96,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-fill", action="store_true", help="skip the end-to-end fill timing")
     parser.add_argument("--fill-only", action="store_true", help="only the end-to-end fill timing")
+    parser.add_argument("--search-only", action="store_true", help="only the PatchMatch vs patch_nn table")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible")
     if args.fill_only:
         end_to_end_fill(args.device, args.repeats)
+        return
+    if args.search_only:
+        search_table(args.device, args.repeats)
         return
     if LIBC is not None and args.device == "cpu":
         LIBC.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
@@ -124,12 +128,12 @@ def main():
             rate = f"{gflop(shape) / t_ours:12.0f}" if gflop else " " * 12
             print(f"| {op:<21} | {shape:<12} | {t_ours * 1e3:9.1f} | {t_ref * 1e3:9.1f} | {t_ref / t_ours:7.1f}x | "
                   f"{m_ours:8.1f} | {m_ref:8.1f} | {rate} |", flush=True)
-    search_table(args.device, args.repeats)
-    if not args.no_fill:
-        # In a fresh process: the malloc setting that makes the memory column honest (every large block
-        # mapped and unmapped) slows a whole fill's allocations down by a third.
+    # The search table and the fills run in fresh processes: the malloc setting that makes the memory
+    # column honest (every large block mapped and unmapped) slows a whole fill's allocations down by a
+    # third, and PatchMatch's ~60 ms calls by a quarter.
+    for part in ("--search-only",) + (() if args.no_fill else ("--fill-only",)):
         sys.stdout.flush()
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--fill-only", "--device", args.device,
+        subprocess.run([sys.executable, os.path.abspath(__file__), part, "--device", args.device,
                         "--repeats", str(args.repeats)], check=True)
 
 

@@ -48,9 +48,11 @@ TORCH_LIBRARY(npsynth, m) {
       "str metric) -> (Tensor index, Tensor dist)");
   // Approximate patch_nn by PatchMatch: same outputs and contract, except that each match is a good one
   // rather than the best. init_index (shaped like target_mask; entries that are not a valid source centre
-  // are ignored) seeds the field, random valid sources fill the rest; then `iters` iterations of a row
-  // pass and a column pass of propagation and random search in windows of radius, radius/2, ..., 1 source
-  // positions (radius 0: the whole source map). The result depends only on the inputs and seed.
+  // are ignored) seeds the field and random valid sources fill the rest; without init_index the field
+  // starts from an exact search among low-dimensional stand-ins of the patches (patchmatch_start.h).
+  // Then `iters` iterations of a row pass and a column pass of propagation and random search in windows
+  // of radius, radius/2, ..., 1 source positions (radius 0: the whole source map). The result depends
+  // only on the inputs and seed.
   m.def(
       "patchmatch(Tensor target, Tensor source, Tensor target_mask, Tensor source_valid, int patch_size, "
       "str metric, Tensor? init_index, int iters, int radius, int seed) -> (Tensor index, Tensor dist)");

@@ -231,7 +231,8 @@ class TextureTerm:
             self.index, _ = patch_nn(*args)
         else:
             self.rematches += 1
-            self.index, _ = patchmatch(*args, init_index=self.index, iters=opts.patchmatch_iters,
+            # Random search from the whole map down (radius 0), as the quality harness was measured with.
+            self.index, _ = patchmatch(*args, init_index=self.index, iters=opts.patchmatch_iters, radius=0,
                                        seed=self.seed * 1000 + self.rematches)
 
     def full_field(self):

@@ -70,7 +70,7 @@ def texture_loss(target, source, index, target_mask, patch_size=3):
     return total / max(count, 1)
 
 
-def patchmatch(target, source, target_mask, source_valid, patch_size=3, metric="l2", init_index=None, iters=4,
-               radius=0, seed=0):
+def patchmatch(target, source, target_mask, source_valid, patch_size=3, metric="l2", init_index=None, iters=2,
+               radius=8, seed=0):
     """What PatchMatch approximates: the exact search (its matches are never better than these)."""
     return patch_nn(target, source, target_mask, source_valid, patch_size, metric)

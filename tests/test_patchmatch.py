@@ -12,15 +12,18 @@ from test_patch_nn import TOL, check_valid_matches
 CASES = list(sample_cases())
 
 
+@pytest.mark.parametrize("iters", [0, 1])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_matches_are_valid_and_achieve_their_distance(case, metric, dtype, device):
+def test_matches_are_valid_and_achieve_their_distance(case, metric, dtype, iters, device):
+    """From no start: iters=0 checks the stand-in search's start alone, iters=1 the walk after it."""
     c = case.to(device, dtype)
-    index, dist = nx.patchmatch(*c.args(), metric=metric, iters=1)
+    index, dist = nx.patchmatch(*c.args(), metric=metric, iters=iters)
     assert index.device.type == device and index.dtype == torch.int64 and dist.dtype == dtype
     _, exact = check_valid_matches(c, metric, index, dist)
-    assert (dist.cpu().double() >= exact - 1e-4).all()
+    tol = TOL[dtype]  # no match beats the exact one, beyond rounding
+    assert (dist.cpu().double() >= exact * (1 - tol["rtol"]) - tol["atol"]).all()
 
 
 def _shifted_copy():
@@ -56,6 +59,28 @@ def test_warm_start_from_exact_stays_exact(metric, device):
         torch.testing.assert_close(dist, exact_dist, **TOL[torch.float32])
         if iters == 0:
             assert torch.equal(index, exact_index)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("hole", [(6, 17, 5, 21), (0, 9, 3, 14)], ids=["inside", "top_border"])
+def test_start_is_the_exact_search_when_stand_ins_lose_nothing(hole, metric, device):
+    """With C * k * k <= 144 a stand-in keeps all C channels, rotated onto the principal directions, and a
+    rotation keeps distances and angles: with every valid source on the stride-2 grid the start is then
+    the exact search, match for match (this checks the projection, the stand-ins of the masked rows'
+    span and the mapping of grid matches back to source centres)."""
+    g = torch.Generator().manual_seed(11)
+    C, H, W = 8, 23, 26
+    target = torch.randn(C, H, W, generator=g, dtype=torch.float64)
+    source = torch.randn(C, H, W, generator=g, dtype=torch.float64)
+    mask = box_mask(H, W, *hole)
+    grid = torch.zeros(H, W, dtype=torch.bool)
+    grid[::2, ::2] = True
+    valid = outside(mask, 3) & grid
+    args = [t.to(device) for t in (target, source, mask, valid)]
+    exact_index, exact_dist = nx.patch_nn(*args, 3, metric)
+    index, dist = nx.patchmatch(*args, 3, metric, iters=0)
+    assert torch.equal(index, exact_index)
+    torch.testing.assert_close(dist, exact_dist, **TOL[torch.float64])
 
 
 def test_invalid_start_entries_are_replaced(device):
@@ -151,13 +176,14 @@ def photo_features():
 @pytest.mark.parametrize("layer", ["relu3_1", "relu4_1"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_close_to_exact_on_photo_features(photo_features, layer, metric):
-    """Cold start, default iterations: the mean distance stays within 8% of exact search (measured
-    2-7%); warm-started from the exact field of slightly different features (as between the pipeline's
-    L-BFGS steps), within 2% after one iteration."""
+    """From no start, default iterations: the mean distance stays within 2% of exact search for l2 and 3%
+    for cosine (measured on four 256 photos: l2 0.7-1.8%, cosine 0.9-2.6%); warm-started from the exact
+    field of slightly different features (as between the pipeline's L-BFGS steps), within 2% after one
+    iteration."""
     f, mask, valid = photo_features[layer]
     exact_index, exact = nx.patch_nn(f, f, mask, valid, 3, metric)
     _, cold = nx.patchmatch(f, f, mask, valid, 3, metric)
-    assert cold[mask].mean() <= 1.08 * exact[mask].mean()
+    assert cold[mask].mean() <= (1.02 if metric == "l2" else 1.03) * exact[mask].mean()
     g = torch.Generator().manual_seed(0)
     moved = (f + 0.05 * f.std() * torch.randn(f.shape, generator=g)).relu()
     _, moved_exact = nx.patch_nn(moved, f, mask, valid, 3, metric)

@@ -133,7 +133,7 @@ NPS_HOST_DEVICE inline int64_t pm_random_source(const PatchmatchItem<T>& m, uint
   return m.s_list[draw % static_cast<uint64_t>(*m.n_valid)];
 }
 
-// Starting entry of target p: `init` when it names a valid source centre, else a random one; and its
+// Starting entry of target p: init[p] when it names a valid source centre, else a random one; and its
 // distance (-1 and 0 off the mask). Written to the field by lane 0.
 template <int lanes, typename T, typename Sum>
 NPS_HOST_DEVICE inline void pm_start(const PatchmatchItem<T>& m, const PatchmatchShape& s, const int64_t* init,
@@ -143,7 +143,7 @@ NPS_HOST_DEVICE inline void pm_start(const PatchmatchItem<T>& m, const Patchmatc
     return;
   }
   int64_t q = -1;
-  if (init != nullptr && init[p] >= 0 && init[p] < s.Hs * s.Ws && m.s_valid[init[p]]) q = init[p];
+  if (init[p] >= 0 && init[p] < s.Hs * s.Ws && m.s_valid[init[p]]) q = init[p];
   if (q < 0) q = pm_random_source(m, pm_random(s.seed, -1, p, 0));
   const T d = pm_distance<lanes>(m, s, p, q, lane, sum);
   if (lane == 0) m.index[p] = q, m.dist[p] = d;

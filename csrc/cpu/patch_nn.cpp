@@ -168,18 +168,29 @@ void patch_nn_one(const T* target, const T* source, const bool* t_mask, const bo
             first = false;
           }
         const T* sc = score.data_ptr<T>();
+        // Each row's distances first, in a branch-free loop the compiler vectorises (no source: +inf),
+        // then one scan for the row's winner: the first j holding the row's least distance is its smallest
+        // source index among ties (indices rise with j). Comparing pair by pair had cost as much as the
+        // GEMMs when patches are short (patchmatch's start searches 144-value stand-ins).
         at::parallel_for(0, nt, 16, [&](int64_t i0, int64_t i1) {
+          std::vector<T> row(ns);
           for (int64_t i = i0; i < i1; ++i) {
             if (t_centre[ti + i] < 0) continue;
-            T bd = best_d[ti + i];
-            int64_t bj = best_j[ti + i];
-            const T tn2 = t_norm2[ti + i];
+            const T tn2 = t_norm2[ti + i], none_d = std::numeric_limits<T>::infinity();
+            const T* dots = sc + i * ns;
+            const int64_t* centre = s_centre.data() + si;
+            const T* sn2 = s_norm2.data() + si;
+            T low = none_d;
+#pragma omp simd reduction(min : low)
             for (int64_t j = 0; j < ns; ++j) {
-              const int64_t q = s_centre[si + j];
-              if (q < 0) continue;
-              nn_merge(patch_distance_from_dot(sc[i * ns + j], tn2, s_norm2[si + j], metric), q, bd, bj);
+              const T d = centre[j] >= 0 ? patch_distance_from_dot(dots[j], tn2, sn2[j], metric) : none_d;
+              row[j] = d;
+              low = d < low ? d : low;
             }
-            best_d[ti + i] = bd, best_j[ti + i] = bj;
+            if (!(low < none_d)) continue;
+            int64_t j = 0;
+            while (row[j] != low) ++j;
+            nn_merge(low, centre[j], best_d[ti + i], best_j[ti + i]);
           }
         });
       }

@@ -11,6 +11,7 @@
 #include "common/patchmatch_math.h"
 #include "op_checks.h"
 #include "patchmatch_batch.h"
+#include "patchmatch_start.h"
 
 namespace npsynth {
 namespace {
@@ -62,7 +63,7 @@ void patchmatch_cpu_run(PatchmatchTensors& t, const PatchmatchShape& s, const in
   const int64_t nt = s.Ht * s.Wt;
   at::parallel_for(0, B * nt, 64, [&](int64_t a, int64_t b) {
     for (int64_t l = a; l < b; ++l)
-      pm_start<1>(pm_item(g, s, l / nt), s, init ? init + (l / nt) * nt : nullptr, l % nt, 0, OwnSum{});
+      pm_start<1>(pm_item(g, s, l / nt), s, init + (l / nt) * nt, l % nt, 0, OwnSum{});
   });
   const auto walk = line_walker<T>();
   for_each_pass(t, s, iters, [&](PatchmatchPass pass, int64_t lines) {
@@ -84,7 +85,10 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, cons
   const PatchmatchShape s =
       patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
   PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
-  const int64_t* init = init_index.has_value() ? init_index->data_ptr<int64_t>() : nullptr;
+  const at::Tensor start = init_index.has_value()
+                               ? *init_index
+                               : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
+  const int64_t* init = start.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
     patchmatch_cpu_run<scalar_t>(t, s, init, target.size(0), iters);
   });

@@ -14,6 +14,7 @@
 #include "cuda/launch.cuh"
 #include "op_checks.h"
 #include "patchmatch_batch.h"
+#include "patchmatch_start.h"
 
 namespace npsynth {
 namespace {
@@ -42,7 +43,7 @@ __global__ void patchmatch_start_kernel(PatchmatchBatch<T> g, PatchmatchShape s,
   const int64_t nt = s.Ht * s.Wt;
   NPS_WARP_STRIDE(l, n) {
     const int64_t b = l / nt;
-    pm_start<kWarp>(pm_item(g, s, b), s, init ? init + b * nt : nullptr, l % nt, threadIdx.x % kWarp, WarpSum{});
+    pm_start<kWarp>(pm_item(g, s, b), s, init + b * nt, l % nt, threadIdx.x % kWarp, WarpSum{});
   }
 }
 
@@ -71,7 +72,10 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& target, con
   PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
   const int64_t n = t.index.numel();
   if (n == 0) return {t.index, t.dist};
-  const int64_t* init = init_index.has_value() ? init_index->data_ptr<int64_t>() : nullptr;
+  const at::Tensor start = init_index.has_value()
+                               ? *init_index
+                               : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
+  const int64_t* init = start.data_ptr<int64_t>();
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cuda", [&] {
     const PatchmatchBatch<scalar_t> g = t.batch<scalar_t>();
