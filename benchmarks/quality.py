@@ -111,9 +111,9 @@ def method_patchmatch():
 
 METHODS = {
     "ours": method_ours,
-    "prior": lambda: method_ours(iters=(0, 0, 0)),
+    "prior": lambda: method_ours(iters=(0, 0, 0), max_detail_gain=1),
     "ours-net": method_ours,
-    "prior-net": lambda **options: method_ours(**options, iters=(0, 0, 0)),
+    "prior-net": lambda **options: method_ours(**options, iters=(0, 0, 0), max_detail_gain=1),
     "telea": method_telea,
     "patchmatch": method_patchmatch,
 }

@@ -53,6 +53,9 @@ def build_parser():
     p.add_argument("--search", choices=["patchmatch", "exact"], default=defaults.search,
                    help="nearest-neighbour search when re-matching: patchmatch from the previous matches, or "
                         "exact every time (slower) (default %(default)s)")
+    p.add_argument("--max-detail-gain", type=float, default=defaults.max_detail_gain, metavar="G",
+                   help="amplify the hole's finest detail, by at most G, until it is as sharp as the photo "
+                        "around it; 1 turns this off (default %(default)s)")
     p.add_argument("--max-frame", type=int, default=defaults.max_frame,
                    help="work on larger frames downscaled to this side (default %(default)s)")
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
@@ -122,7 +125,8 @@ def run(args):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
-                                search=args.search, max_frame=args.max_frame, vgg_weights=args.vgg_weights,
+                                search=args.search, max_detail_gain=args.max_detail_gain,
+                                max_frame=args.max_frame, vgg_weights=args.vgg_weights,
                                 content_weights=args.content_weights, device=args.device, seed=args.seed,
                                 progress=not args.quiet, save_steps=args.save_steps)
     image, hole, output = resolve_inputs(args)

@@ -131,6 +131,11 @@ def _reflect(idx, size):
     return torch.where(idx >= size, period - idx, idx)
 
 
+def dilate(mask, radius):
+    """Grow a bool mask by `radius` pixels (a square of side 2 * radius + 1 around every set pixel)."""
+    return F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+
+
 def downscale_mask(mask, size):
     """Shrink a bool mask to size (n or (h, w)): a pixel is set if any pixel it covers is (a hole never
     shrinks away)."""

@@ -116,6 +116,7 @@ def test_scale_plan(n, plan):
     (dict(max_frame=100), "max_frame"),
     (dict(search="approx"), "search"),
     (dict(patchmatch_iters=0), "patchmatch_iters"),
+    (dict(max_detail_gain=0.5), "max_detail_gain"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
