@@ -49,7 +49,8 @@ def match_sharpness(rgb, hole, inside, max_gain):
     """rgb [3, n, n] (0..1) with its hole amplified as described above; hole/inside [n, n] bool (inside:
     pixels of the photo, not the frame's padding). Returns (the image, the gain used)."""
     ring = dilate(hole, GAP + RING) & ~dilate(hole, GAP) & inside
-    if max_gain <= 1 or not ring.any() or not hole[:-1, :-1].any():
+    # (The gradients leave out the last row and column: a ring or hole only there measures nothing.)
+    if max_gain <= 1 or not ring[:-1, :-1].any() or not hole[:-1, :-1].any():
         return rgb, 1.0
     low = gaussian_blur(rgb)
     high = rgb - low
