@@ -41,9 +41,10 @@ constexpr int kStartRounds = 3;            // its rounds
 // [B, C, d]: the d leading principal directions of each item's source channels, fitted on the valid
 // source positions of a regular grid of about kStartFitWork / C positions. For l2 they are the directions
 // of most variance about the mean (distances ignore the mean); for cosine, of the largest second moment
-// about zero (angles are measured from zero; measured: 2.3% above exact after 2 iterations, 2.6% centred). They come from a few rounds of
-// subspace iteration on the covariance (from its highest-variance columns) and a small eigenproblem: a
-// full C x C eigendecomposition cost 10 ms at C = 512, more than the search it serves.
+// about zero (angles are measured from zero; measured: 2.3% above exact after 2 iterations, 2.6% about
+// the mean). They come from a few rounds of subspace iteration on the covariance (started from its
+// highest-variance columns) and a small eigenproblem: a full C x C eigendecomposition cost 10 ms at
+// C = 512, more than the search it serves.
 inline at::Tensor start_basis(const at::Tensor& source, const at::Tensor& source_valid, int64_t d, int metric) {
   const int64_t C = source.size(1), Hs = source.size(2), Ws = source.size(3);
   const int64_t step = std::max<int64_t>(1, std::llround(std::sqrt(Hs * Ws * C / kStartFitWork)));
@@ -81,7 +82,8 @@ inline std::tuple<at::Tensor, at::Tensor> call_patch_nn(const at::Tensor& target
           .findSchemaOrThrow("npsynth::patch_nn", "")
           .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                     const at::Tensor&, int64_t, c10::string_view)>();
-  return op.call(target, source, target_mask, source_valid, patch_size, c10::string_view(metric.data(), metric.size()));
+  return op.call(target, source, target_mask, source_valid, patch_size,
+                 c10::string_view(metric.data(), metric.size()));
 }
 
 // The starting field [B, Ht, Wt]: each masked target's nearest source by stand-in, -1 off the mask.
@@ -103,7 +105,8 @@ inline at::Tensor patchmatch_start_field(const at::Tensor& target, const at::Ten
   const at::Tensor t_stand_ins = start_stand_ins(target.narrow(2, s.t_row0, s.t_rows_h), basis, patch_size, 1);
   const at::Tensor s_stand_ins = start_stand_ins(source, basis, patch_size, stride);
   const at::Tensor rows_mask = target_mask.narrow(1, s.t_row0, s.t_rows_h).contiguous();
-  const at::Tensor grid_index = std::get<0>(call_patch_nn(t_stand_ins, s_stand_ins, rows_mask, grid_valid, 1, metric));
+  const at::Tensor grid_index =
+      std::get<0>(call_patch_nn(t_stand_ins, s_stand_ins, rows_mask, grid_valid, 1, metric));
   const int64_t Wg = s_stand_ins.size(3);
   const at::Tensor q = grid_index.clamp_min(0);
   const at::Tensor index = q.div(Wg, "floor").mul(stride * s.Ws).add(q.remainder(Wg).mul(stride));

@@ -85,9 +85,10 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, cons
   const PatchmatchShape s =
       patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
   PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
-  const at::Tensor start = init_index.has_value()
-                               ? *init_index
-                               : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
+  // No start given: the stand-in search's (patchmatch_start.h).
+  const at::Tensor start =
+      init_index.has_value() ? *init_index
+                             : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
   const int64_t* init = start.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
     patchmatch_cpu_run<scalar_t>(t, s, init, target.size(0), iters);

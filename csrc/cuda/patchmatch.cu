@@ -72,9 +72,10 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& target, con
   PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
   const int64_t n = t.index.numel();
   if (n == 0) return {t.index, t.dist};
-  const at::Tensor start = init_index.has_value()
-                               ? *init_index
-                               : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
+  // No start given: the stand-in search's (patchmatch_start.h).
+  const at::Tensor start =
+      init_index.has_value() ? *init_index
+                             : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
   const int64_t* init = start.data_ptr<int64_t>();
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cuda", [&] {
