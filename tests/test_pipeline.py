@@ -217,3 +217,23 @@ def test_coarse_matches_start_the_finer_scale(net, monkeypatch, coarse_matches):
         assert len(starts) == 2 and large == torch.Size([2 * small[0], 2 * small[1]])
     else:
         assert starts == []
+
+
+def test_fill_ends_with_the_detail_step(net):
+    """The fill's last step is detail.match_sharpness on the working frame (its math is tested in
+    test_detail.py): with fast settings the fill is far softer than the brick around it, so a larger cap
+    gives a sharper hole, and only the hole differs."""
+    img = np.ascontiguousarray(np.stack([data.brick()[100:228, 100:228]] * 3, -1))
+    mask = np.zeros(img.shape[:2], bool)
+    mask[32:96, 40:104] = True
+    damaged = img.copy()
+    damaged[mask] = 0
+    plain = nx.fill(damaged, mask, texture_net=net, max_detail_gain=1, **FAST)
+    detailed = nx.fill(damaged, mask, texture_net=net, max_detail_gain=4, **FAST)
+    assert (detailed[~mask] == damaged[~mask]).all() and (plain[~mask] == damaged[~mask]).all()
+
+    def mean_gradient(out):
+        g = out.astype(float).mean(-1)
+        return np.hypot(np.diff(g, axis=0)[:, :-1], np.diff(g, axis=1)[:-1, :])[mask[:-1, :-1]].mean()
+
+    assert mean_gradient(detailed) > 1.3 * mean_gradient(plain)
