@@ -1,8 +1,10 @@
 #pragma once
 // Host-side glue of patchmatch shared by the CPU and CUDA entry points: the position-major copies of the
-// maps, the patch norms, the list of valid sources and the output field, all made with tensor ops on the
-// inputs' device (the only host read is the span of masked rows, in patchmatch_shape).
+// maps, the patch norms, the list of valid sources, the starting field and the output field, all made with
+// tensor ops on the inputs' device (host reads: the span of masked rows, in patchmatch_shape, and, with no
+// start given, the stand-in search's few; see patchmatch_start.h).
 #include <algorithm>
+#include <optional>
 #include <tuple>
 
 #include <ATen/core/Tensor.h>
@@ -13,6 +15,7 @@
 #include <ATen/ops/zeros.h>
 
 #include "common/patchmatch_math.h"
+#include "patchmatch_start.h"
 
 namespace npsynth {
 
@@ -38,12 +41,14 @@ inline at::Tensor target_sqnorms(const at::Tensor& t_rows, const PatchmatchShape
   return full;
 }
 
-// Everything the kernels read and write, owned for the length of one call.
+// Everything the kernels read and write, owned for the length of one call. `start` is the caller's
+// init_index or, with none, the stand-in search's field.
 struct PatchmatchTensors {
-  at::Tensor t_rows, s_rows, t_norm2, s_norm2, t_mask, s_valid, s_list, n_valid, index, before, dist;
+  at::Tensor t_rows, s_rows, t_norm2, s_norm2, t_mask, s_valid, s_list, n_valid, index, before, dist, start;
 
   PatchmatchTensors(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
-                    const at::Tensor& source_valid, int64_t patch_size, const PatchmatchShape& s)
+                    const at::Tensor& source_valid, int64_t patch_size, c10::string_view metric,
+                    const std::optional<at::Tensor>& init_index, const PatchmatchShape& s)
       : t_rows(target.narrow(2, s.t_row0, s.t_rows_h).permute({0, 2, 3, 1}).contiguous()),
         s_rows(source.permute({0, 2, 3, 1}).contiguous()),
         t_norm2(target_sqnorms(t_rows, s, patch_size)),
@@ -52,7 +57,10 @@ struct PatchmatchTensors {
         s_valid(source_valid),
         index(at::empty(target_mask.sizes(), target.options().dtype(at::kLong))),
         before(at::empty_like(index)),
-        dist(at::empty(target_mask.sizes(), target.options())) {
+        dist(at::empty(target_mask.sizes(), target.options())),
+        start(init_index.has_value()
+                  ? *init_index
+                  : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s)) {
     const at::Tensor flat_valid = source_valid.flatten(1);
     // A stable sort of "not valid" puts each item's valid centres first, in increasing order.
     s_list = std::get<1>(flat_valid.logical_not().to(at::kByte).sort(/*stable=*/true, 1, false)).contiguous();

@@ -51,9 +51,10 @@ inline at::Tensor start_basis(const at::Tensor& source, const at::Tensor& source
   const at::Tensor x = source.slice(2, 0, Hs, step).slice(3, 0, Ws, step).flatten(2);  // [B, C, n]
   const at::Tensor w =
       source_valid.slice(1, 0, Hs, step).slice(2, 0, Ws, step).flatten(1).unsqueeze(1).to(x.scalar_type());
-  const at::Tensor mean = x.mul(w).sum(2, /*keepdim=*/true).div(w.sum(2, /*keepdim=*/true).clamp_min(1));
-  // Invalid positions drop out (weight 0).
-  const at::Tensor centred = (metric == kMetricL2 ? x.sub(mean) : x).mul(w);
+  // About the valid positions' mean for l2, about zero for cosine; invalid positions drop out (weight 0).
+  const at::Tensor about =
+      metric == kMetricL2 ? x.sub(x.mul(w).sum(2, /*keepdim=*/true).div(w.sum(2, /*keepdim=*/true).clamp_min(1))) : x;
+  const at::Tensor centred = about.mul(w);
   // The small dense linear algebra runs on the host: it needs no GPU solver library.
   const at::Tensor cov = centred.matmul(centred.transpose(1, 2)).cpu();  // [B, C, C]
   const int64_t l = std::min(C, d + kStartSpare);

@@ -11,7 +11,6 @@
 #include "common/patchmatch_math.h"
 #include "op_checks.h"
 #include "patchmatch_batch.h"
-#include "patchmatch_start.h"
 
 namespace npsynth {
 namespace {
@@ -57,9 +56,9 @@ void (*line_walker())(const PatchmatchItem<T>&, const PatchmatchShape&, Patchmat
 }
 
 template <typename T>
-void patchmatch_cpu_run(PatchmatchTensors& t, const PatchmatchShape& s, const int64_t* init, int64_t B,
-                        int64_t iters) {
+void patchmatch_cpu_run(PatchmatchTensors& t, const PatchmatchShape& s, int64_t B, int64_t iters) {
   const PatchmatchBatch<T> g = t.batch<T>();
+  const int64_t* init = t.start.data_ptr<int64_t>();
   const int64_t nt = s.Ht * s.Wt;
   at::parallel_for(0, B * nt, 64, [&](int64_t a, int64_t b) {
     for (int64_t l = a; l < b; ++l)
@@ -84,14 +83,9 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, cons
   check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
   const PatchmatchShape s =
       patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
-  // No start given: the stand-in search's (patchmatch_start.h).
-  const at::Tensor start =
-      init_index.has_value() ? *init_index
-                             : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
-  const int64_t* init = start.data_ptr<int64_t>();
+  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, metric, init_index, s);
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
-    patchmatch_cpu_run<scalar_t>(t, s, init, target.size(0), iters);
+    patchmatch_cpu_run<scalar_t>(t, s, target.size(0), iters);
   });
   return {t.index, t.dist};
 }

@@ -14,7 +14,6 @@
 #include "cuda/launch.cuh"
 #include "op_checks.h"
 #include "patchmatch_batch.h"
-#include "patchmatch_start.h"
 
 namespace npsynth {
 namespace {
@@ -69,18 +68,13 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& target, con
   const c10::cuda::CUDAGuard guard(target.device());
   const PatchmatchShape s =
       patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, s);
+  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, metric, init_index, s);
   const int64_t n = t.index.numel();
   if (n == 0) return {t.index, t.dist};
-  // No start given: the stand-in search's (patchmatch_start.h).
-  const at::Tensor start =
-      init_index.has_value() ? *init_index
-                             : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s);
-  const int64_t* init = start.data_ptr<int64_t>();
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cuda", [&] {
     const PatchmatchBatch<scalar_t> g = t.batch<scalar_t>();
-    patchmatch_start_kernel<scalar_t><<<warp_grid(n), kBlock, 0, stream>>>(g, s, init, n);
+    patchmatch_start_kernel<scalar_t><<<warp_grid(n), kBlock, 0, stream>>>(g, s, t.start.data_ptr<int64_t>(), n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     for_each_pass(t, s, iters, [&](PatchmatchPass pass, int64_t lines) {
       const int64_t n_lines = lines * target.size(0);
