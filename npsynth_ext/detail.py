@@ -61,8 +61,9 @@ def match_sharpness(rgb, hole, inside, max_gain):
     want = mean_gradient(rgb, ring)
     if mean_gradient(rgb, hole) >= want:
         return rgb, 1.0
-    if mean_gradient(amplified(max_gain), hole) <= want:
-        return amplified(max_gain), float(max_gain)
+    capped = amplified(max_gain)
+    if mean_gradient(capped, hole) <= want:
+        return capped, float(max_gain)
     lo, hi = 1.0, float(max_gain)  # the hole's sharpness rises with g: bisect for the ring's
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
