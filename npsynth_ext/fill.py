@@ -1,11 +1,25 @@
 """Command line: fill the hole of a photo.
 
-    python -m npsynth_ext.fill IMAGE (--mask MASK | --box X Y W H) -o OUT [options]
+    python -m npsynth_ext.fill IMAGE (--mask MASK | --mask alpha | --box X Y W H) -o OUT [options]
     python -m npsynth_ext.fill --demo [-o OUT]
 
-MASK is an image of IMAGE's size whose nonzero pixels are the hole; --box gives a rectangle instead. The
-result is written atomically (a temporary file renamed into place), so OUT is never half-written. Bad input
-(missing or unreadable files, a bad mask, an unwritable output) gives a one-line error and exit code 2.
+The hole. MASK is an image of IMAGE's size (both as a viewer shows them: EXIF orientation applied); a
+pixel is hole when its brightest colour channel is at least half-bright (>= 128 of 255, >= 32768 of 65535),
+so an anti-aliased edge is cut along its middle; the mask's alpha is ignored. `--mask alpha` takes as hole
+IMAGE's pixels that are more than half transparent (alpha < 128), and makes them opaque once filled.
+--box gives a rectangle.
+
+The photo. It is filled upright and written upright, with the EXIF orientation tag removed; the rest of
+its EXIF and its ICC profile are kept. Greyscale is written back greyscale; 16-bit greyscale keeps its 16
+bits outside the hole (the fill itself works in 8 bits); RGBA keeps its alpha byte for byte; palette
+images are written as RGB (RGBA if they have transparency). CMYK, 16-bit colour and floating-point photos
+are refused with the reason. OUT's extension picks the format (--quality for JPEG and WebP); a format that
+would lose the photo's 16 bits or transparency is refused before any work. In a lossless format (PNG,
+TIFF, BMP) every pixel outside the hole keeps its bytes.
+
+Every result is written atomically (a temporary file renamed into place), so no output is ever
+half-written. Bad input (missing or unreadable files, a bad mask, an unwritable output) gives a one-line
+error and exit code 2. docs/inputs.md has the details.
 """
 import argparse
 import os
@@ -13,17 +27,18 @@ import sys
 import time
 import types
 
-import numpy as np
-
 from . import pipeline
 from .cli import check_writable, run_command
-from .images import write_image_atomically
-from .masks import MaskError, box_mask, check_mask, load_mask
+from .images import (alpha_hole, open_upright, read_photo, restore, to_mask, writable_pixels,
+                     write_photo_atomically)
+from .masks import MaskError, box_mask, check_mask
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DEMO_IMAGE = os.path.join(DATA, "demo.jpg")
 DEMO_MASK = os.path.join(DATA, "demo_mask.png")  # its 256x256 centre
 DEMO_OUTPUT = "npsynth_demo.png"
+ALPHA = "alpha"  # --mask alpha: the hole is the photo's transparent pixels
+EXPECTED_ERRORS = (MaskError, OSError, ValueError)  # bad input, unreadable or unwritable files
 
 
 class CliError(Exception):
@@ -35,9 +50,14 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", nargs="?", help="the photo to fill (any format Pillow reads)")
     hole = p.add_mutually_exclusive_group()
-    hole.add_argument("--mask", help="mask image, same size as IMAGE, nonzero = hole")
+    hole.add_argument("--mask", metavar="MASK|alpha",
+                      help="mask image of IMAGE's size, hole where at least half-bright (>= 128 of 255); or "
+                           "'alpha': the hole is IMAGE's pixels more than half transparent")
     hole.add_argument("--box", nargs=4, type=int, metavar=("X", "Y", "W", "H"), help="rectangular hole")
-    p.add_argument("-o", "--output", help=f"where to write the result (PNG, JPEG, ...); --demo: {DEMO_OUTPUT}")
+    p.add_argument("-o", "--output", help=f"where to write the result, its extension picks the format (PNG, JPEG, "
+                                          f"TIFF, ...); --demo: {DEMO_OUTPUT}")
+    p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="Q",
+                   help="JPEG and WebP quality, 1..100 (default %(default)s)")
     p.add_argument("--demo", action="store_true", help="fill the bundled demo photo's 256x256 centre hole")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
@@ -65,87 +85,104 @@ def build_parser():
     return p
 
 
-def read_image(path):
-    from PIL import Image, UnidentifiedImageError
+def load_photo(path):
+    """The photo at `path` (images.read_photo), every failure as a one-line CliError naming the file."""
+    from PIL import UnidentifiedImageError
 
     if not os.path.isfile(path):
         raise CliError(f"image not found: {path}")
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB")).copy()
+        return read_photo(path)
     except (UnidentifiedImageError, OSError) as exc:
         raise CliError(f"cannot read image {path}: {exc}") from None
+    except ValueError as exc:  # a kind of image that is refused, with its reason
+        raise CliError(f"{path}: {exc}") from None
 
 
-def check_output(path):
-    """Fail before any work if the result could not be written."""
-    from PIL import Image
+def read_mask(path, image_hw):
+    """The hole of mask image `path` (images.to_mask), upright like the photo, checked against its size."""
+    from PIL import Image, UnidentifiedImageError
 
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in Image.registered_extensions():
-        raise CliError(f"output {path}: unknown image extension {ext or '(none)'!r}; use e.g. .png or .jpg")
+    if not os.path.isfile(path):
+        raise CliError(f"mask not found: {path}")
+    try:
+        with Image.open(path) as img:
+            hole = to_mask(open_upright(img))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CliError(f"cannot read mask {path}: {exc}") from None
+    if hole.shape != tuple(image_hw):
+        raise MaskError(f"mask {path} is {hole.shape[1]}x{hole.shape[0]} but the image is "
+                        f"{image_hw[1]}x{image_hw[0]}")
+    return hole
+
+
+def hole_of(photo, mask_path, box):
+    """The checked hole of `photo`: from a mask file, from its alpha (mask_path == ALPHA), or a box."""
+    if mask_path == ALPHA:
+        hole = alpha_hole(photo)
+    elif mask_path:
+        hole = read_mask(mask_path, photo.rgb.shape[:2])
+    else:
+        hole = box_mask(photo.rgb.shape[1::-1], *box)
+    return check_mask(hole, photo.rgb.shape[:2])
+
+
+def check_output(photo, hole, path, opaque_hole):
+    """Fail before any work if the result could not be written at `path`: a folder that is not there or
+    not writable, an unknown extension, a format that would lose the photo's 16 bits or transparency."""
+    writable_pixels(restore(photo, photo.rgb, hole, opaque_hole), photo.mode, path)
     check_writable(path)
 
 
-def resolve_inputs(args):
-    """(image uint8 HxWx3, hole bool HxW, output path) from the arguments, all checked."""
-    if args.demo:
-        if args.image or args.mask or args.box:
-            raise CliError("--demo takes no IMAGE, --mask or --box")
-        image = read_image(DEMO_IMAGE)
-        H, W = image.shape[:2]
-        hole = load_mask(DEMO_MASK, (W, H))
-        output = args.output or DEMO_OUTPUT
-    else:
-        if not args.image:
-            raise CliError("give an IMAGE (or --demo)")
-        if not (args.mask or args.box):
-            raise CliError("give the hole with --mask MASK or --box X Y W H")
-        if not args.output:
-            raise CliError("give the output path with -o OUT")
-        image = read_image(args.image)
-        H, W = image.shape[:2]
-        if args.mask:
-            if not os.path.isfile(args.mask):
-                raise CliError(f"mask not found: {args.mask}")
-            try:
-                hole = load_mask(args.mask, (W, H))
-            except OSError as exc:
-                raise CliError(f"cannot read mask {args.mask}: {exc}") from None
-        else:
-            hole = box_mask((W, H), *args.box)
-        output = args.output
-    return image, check_mask(hole, (H, W)), output
+def fill_photo(photo, hole, output, opts, quality, opaque_hole, timings=None):
+    """Fill `photo`'s hole and write it at `output` in the photo's own kind (images.restore), atomically."""
+    result = pipeline.fill_u8(photo.rgb, hole, opts, timings)
+    write_photo_atomically(photo, restore(photo, result, hole, opaque_hole), output, quality)
 
 
-def run(args):
-    # Options first (FillOptions checks them all, the device and weights file included), then the inputs and
-    # the output path: every check before any real work.
+def fill_options(args):
+    """FillOptions from the arguments (it checks them all, the device and weights files included)."""
     if len(args.metric) not in (1, 3):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
-    opts = pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
+    return pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
                                 search=args.search, max_detail_gain=args.max_detail_gain,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights,
                                 content_weights=args.content_weights, device=args.device, seed=args.seed,
                                 progress=not args.quiet, save_steps=args.save_steps)
-    image, hole, output = resolve_inputs(args)
-    check_output(output)
+
+
+def run(args):
+    # Options first, then the inputs and the output path: every check before any real work.
+    opts = fill_options(args)
+    if args.demo:
+        if args.image or args.mask or args.box:
+            raise CliError("--demo takes no IMAGE, --mask or --box")
+        image, mask, box, output = DEMO_IMAGE, DEMO_MASK, None, args.output or DEMO_OUTPUT
+    else:
+        if not args.image:
+            raise CliError("give an IMAGE (or --demo)")
+        if not (args.mask or args.box):
+            raise CliError("give the hole with --mask MASK, --mask alpha or --box X Y W H")
+        if not args.output:
+            raise CliError("give the output path with -o OUT")
+        image, mask, box, output = args.image, args.mask, args.box, args.output
+    photo = load_photo(image)
+    hole = hole_of(photo, mask, box)
+    check_output(photo, hole, output, mask == ALPHA)
     start = time.perf_counter()
     timings = {}
-    result = pipeline.fill_u8(image, hole, opts, timings)
-    write_image_atomically(result, output)
+    fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, timings)
     if not args.quiet:
         split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
-        print(f"wrote {output}: {image.shape[1]}x{image.shape[0]}, {int(hole.sum())} hole pixels, "
+        print(f"wrote {output}: {photo.rgb.shape[1]}x{photo.rgb.shape[0]}, {int(hole.sum())} hole pixels, "
               f"{time.perf_counter() - start:.1f} s ({split})")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # bad input, unreadable or unwritable files
-    return run_command("npsynth_ext.fill", run, args, (CliError, MaskError, OSError, ValueError),
-                       "nothing was written")
+    return run_command("npsynth_ext.fill", run, args, (CliError, *EXPECTED_ERRORS),
+                       "no output was left half-written")
 
 
 class _CallableModule(types.ModuleType):

@@ -1,5 +1,6 @@
 """python -m npsynth_ext.fill: error paths (one line, exit 2, nothing written) and a real run."""
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -69,8 +70,11 @@ def test_errors_are_one_line_exit_2_and_write_nothing(files, capsys, argv, messa
 
 
 def test_module_entry_point_reports_errors_without_traceback(tmp_path):
+    # The package under test, installed or not (a checkout built in place).
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))}
     proc = subprocess.run([sys.executable, "-m", "npsynth_ext.fill", str(tmp_path / "missing.png"), "--box", "0",
-                           "0", "2", "2", "-o", str(tmp_path / "o.png")], capture_output=True, text=True, cwd=tmp_path)
+                           "0", "2", "2", "-o", str(tmp_path / "o.png")], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "image not found" in proc.stderr
 
@@ -139,7 +143,11 @@ def test_demo_runs(tmp_path, capsys):
 def test_failed_write_leaves_no_partial_file(files, capsys, monkeypatch):
     d, _, _ = files
 
+    real_save = Image.Image.save
+
     def broken_save(self, fp, format=None, **kw):
+        if not isinstance(fp, (str, os.PathLike)):  # the in-memory check that the format takes the image
+            return real_save(self, fp, format, **kw)
         with open(fp, "wb") as f:
             f.write(b"partial")
         raise OSError("disk full")

@@ -16,21 +16,23 @@ def test_box_mask_and_bounds():
 
 
 @pytest.mark.parametrize("mode", ["L", "1", "RGB", "RGBA", "P"])
-def test_load_mask_nonzero_is_hole(tmp_path, mode):
+def test_load_mask_half_bright_is_hole(tmp_path, mode):
     arr = np.zeros((9, 13), np.uint8)
     arr[2:5, 3:11] = 255
-    arr[7, 1] = 1  # any nonzero value counts, however dark
+    arr[7, 1] = 128  # an anti-aliased edge: at least half-bright is hole...
+    arr[7, 2] = 127  # ...less is not
     img = Image.fromarray(arr)
     img = img.convert(mode) if mode not in ("1",) else Image.fromarray(arr > 0)
     if mode == "1":
-        arr = (arr > 0).astype(np.uint8)  # a 1-bit image keeps only on/off
+        arr = (arr > 0).astype(np.uint8) * 255  # a 1-bit image keeps only on/off
     path = tmp_path / f"m_{mode}.png"
     img.save(path)
     mask = M.load_mask(path, (13, 9))
-    expected = arr != 0
+    expected = arr >= 128
     if mode in ("RGB", "RGBA", "P"):
-        expected = np.asarray(img.convert("RGB")).any(-1)
+        expected = np.asarray(img.convert("RGB")).max(-1) >= 128
     assert mask.dtype == bool and (mask == expected).all() and mask[2:5, 3:11].all()
+    assert mask[7, 1] and mask[7, 2] == (mode == "1")
 
 
 def test_load_mask_size_mismatch(tmp_path):
@@ -113,17 +115,18 @@ def test_crop_then_paste_changes_only_the_hole(name, max_frame):
 
 
 def test_api_masks_follow_the_mask_file_rule():
-    """PIL, numpy and tensor masks read like mask files: any nonzero colour channel is hole, however dark;
-    alpha never counts."""
+    """PIL, numpy and tensor masks read like mask files: a pixel whose brightest colour channel is at least
+    half-bright is hole; alpha never counts."""
     from npsynth_ext.images import to_mask
 
     rgb = np.zeros((4, 5, 3), np.uint8)
-    rgb[1, 2] = (1, 0, 0)  # greyscale conversion would round this to 0
+    rgb[1, 2] = (128, 0, 0)  # greyscale conversion would make this 38: not hole
+    rgb[2, 2] = (127, 127, 127)  # just under half
     want = np.zeros((4, 5), bool)
     want[1, 2] = True
     assert (to_mask(Image.fromarray(rgb)) == want).all()
     rgba = np.concatenate([rgb, np.full((4, 5, 1), 255, np.uint8)], -1)
     assert (to_mask(Image.fromarray(rgba)) == want).all() and (to_mask(rgba) == want).all()
     assert (to_mask(torch.from_numpy(rgb)) == want).all()
-    grey_alpha = np.stack([want.astype(np.uint8) * 9, np.full((4, 5), 255, np.uint8)], -1)
+    grey_alpha = np.stack([want.astype(np.uint8) * 200, np.full((4, 5), 255, np.uint8)], -1)
     assert (to_mask(Image.fromarray(grey_alpha, "LA")) == want).all()
