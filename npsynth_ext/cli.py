@@ -17,14 +17,14 @@ def check_writable(path):
 
 
 def run_command(prog, work, args, errors, on_interrupt):
-    """work(args), turning the expected `errors` into one line on stderr and exit code 2 (never a
-    traceback), and Ctrl-C into exit code 130 with `on_interrupt` said."""
+    """work(args), whose return value (None for 0) is the exit code; the expected `errors` become one line
+    on stderr and exit code 2 (never a traceback), and Ctrl-C exit code 130 with `on_interrupt` said."""
     try:
-        work(args)
+        code = work(args)
     except errors as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {on_interrupt}", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -1,6 +1,7 @@
-"""Command line: fill the hole of a photo.
+"""Command line: fill the hole of a photo, or of every photo in a folder.
 
     python -m npsynth_ext.fill IMAGE (--mask MASK | --mask alpha | --box X Y W H) -o OUT [options]
+    python -m npsynth_ext.fill PHOTOS_DIR (--mask-dir MASKS_DIR | --mask alpha | --box X Y W H) -o OUT_DIR
     python -m npsynth_ext.fill --demo [-o OUT]
 
 The hole. MASK is an image of IMAGE's size (both as a viewer shows them: EXIF orientation applied); a
@@ -17,6 +18,13 @@ are refused with the reason. OUT's extension picks the format (--quality for JPE
 would lose the photo's 16 bits or transparency is refused before any work. In a lossless format (PNG,
 TIFF, BMP) every pixel outside the hole keeps its bytes.
 
+Folders. Each photo in PHOTOS_DIR (the files whose extension Pillow reads, hidden ones aside) takes as
+mask the file of MASKS_DIR with the same name before its extension (case-sensitive, any image extension),
+and is written to OUT_DIR (created if missing) under its own name. The VGG network is loaded once, one
+progress bar counts the photos, an existing output is skipped unless --overwrite, and a photo that fails
+(unreadable, no mask, ...) is reported and skipped. The last line is "N filled, M skipped (exists), K
+failed"; the exit code is 1 if K > 0.
+
 Every result is written atomically (a temporary file renamed into place), so no output is ever
 half-written. Bad input (missing or unreadable files, a bad mask, an unwritable output) gives a one-line
 error and exit code 2. docs/inputs.md has the details.
@@ -27,7 +35,7 @@ import sys
 import time
 import types
 
-from . import pipeline
+from . import pipeline, vgg
 from .cli import check_writable, run_command
 from .images import (alpha_hole, open_upright, read_photo, restore, to_mask, writable_pixels,
                      write_photo_atomically)
@@ -48,21 +56,25 @@ class CliError(Exception):
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m npsynth_ext.fill", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", nargs="?", help="the photo to fill (any format Pillow reads)")
+    p.add_argument("image", nargs="?", help="the photo to fill (any format Pillow reads), or a folder of photos")
     hole = p.add_mutually_exclusive_group()
     hole.add_argument("--mask", metavar="MASK|alpha",
                       help="mask image of IMAGE's size, hole where at least half-bright (>= 128 of 255); or "
                            "'alpha': the hole is IMAGE's pixels more than half transparent")
+    hole.add_argument("--mask-dir", metavar="MASKS_DIR",
+                      help="folder mode: each photo's mask is the file of the same name (before the extension)")
     hole.add_argument("--box", nargs=4, type=int, metavar=("X", "Y", "W", "H"), help="rectangular hole")
     p.add_argument("-o", "--output", help=f"where to write the result, its extension picks the format (PNG, JPEG, "
-                                          f"TIFF, ...); --demo: {DEMO_OUTPUT}")
-    p.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="Q",
+                                          f"TIFF, ...); folder mode: the output folder; --demo: {DEMO_OUTPUT}")
+    p.add_argument("--quality", type=jpeg_quality, default=95, metavar="Q",
                    help="JPEG and WebP quality, 1..100 (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="folder mode: fill again photos whose output exists")
     p.add_argument("--demo", action="store_true", help="fill the bundled demo photo's 256x256 centre hole")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-steps", metavar="DIR", help="also write each scale's result into DIR")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars, no 'wrote' line (folder mode still prints its summary line)")
     defaults = pipeline.FillOptions()
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="texture weight (default %(default)s)")
     p.add_argument("--beta", type=float, default=defaults.beta, help="smoothness weight (default %(default)s)")
@@ -83,6 +95,13 @@ def build_parser():
                    help="a content network trained with python -m npsynth_ext.train_content, as the content prior "
                         "instead of the classical one")
     return p
+
+
+def jpeg_quality(text):
+    """--quality's value: an integer 1..100, as Pillow takes for JPEG and WebP."""
+    if not (text.isdigit() and 1 <= int(text) <= 100):
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 100, got {text!r}")
+    return int(text)
 
 
 def load_photo(path):
@@ -155,9 +174,11 @@ def fill_options(args):
 def run(args):
     # Options first, then the inputs and the output path: every check before any real work.
     opts = fill_options(args)
+    if args.image and (args.mask_dir or os.path.isdir(args.image)):
+        return run_folder(args, opts)
     if args.demo:
-        if args.image or args.mask or args.box:
-            raise CliError("--demo takes no IMAGE, --mask or --box")
+        if args.image or args.mask or args.box or args.mask_dir:
+            raise CliError("--demo takes no IMAGE, --mask, --mask-dir or --box")
         image, mask, box, output = DEMO_IMAGE, DEMO_MASK, None, args.output or DEMO_OUTPUT
     else:
         if not args.image:
@@ -177,6 +198,102 @@ def run(args):
         split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
         print(f"wrote {output}: {photo.rgb.shape[1]}x{photo.rgb.shape[0]}, {int(hole.sum())} hole pixels, "
               f"{time.perf_counter() - start:.1f} s ({split})")
+
+
+# Folder mode.
+
+def run_folder(args, opts):
+    """Fill every photo of the folder args.image; returns the exit code (1 if any photo failed)."""
+    from tqdm.auto import tqdm
+
+    photos_dir, masks_dir, out_dir = args.image, args.mask_dir, args.output
+    if args.mask and args.mask != ALPHA:
+        raise CliError("folder mode: --mask takes only 'alpha'; give each photo's mask with --mask-dir")
+    if not (masks_dir or args.mask or args.box):
+        raise CliError("folder mode takes the holes from --mask-dir MASKS_DIR, --mask alpha or --box X Y W H")
+    if not out_dir:
+        raise CliError("give the output folder with -o OUT_DIR")
+    masks = masks_by_stem(masks_dir) if masks_dir else None
+    photos = image_files(photos_dir)
+    if not photos:
+        raise CliError(f"no image files in {photos_dir}")
+    prepare_out_dir(out_dir, [photos_dir] + ([masks_dir] if masks_dir else []))
+    opts.texture_net = vgg.load_texture_net(opts.vgg_weights, opts.device)  # once, for every photo
+    opts.progress = False  # the one bar is the batch's
+    outcomes = {"filled": 0, "skipped (exists)": 0, "failed": 0}
+    bar = tqdm(photos, desc="photos", unit="photo", disable=args.quiet)
+    for name in bar:
+        bar.set_postfix_str(name)
+        outcome, problem = fill_in_folder(name, args, opts, masks)
+        outcomes[outcome] += 1
+        if problem:
+            bar.write(f"npsynth_ext.fill: {name}: {problem}", file=sys.stderr)
+    bar.close()
+    print(", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()))
+    return 1 if outcomes["failed"] else 0
+
+
+def fill_in_folder(name, args, opts, masks):
+    """Fill one photo of the folder: ("filled" | "skipped (exists)" | "failed", the failure or None). A
+    failure of any kind stays this photo's: the batch goes on."""
+    output = os.path.join(args.output, name)
+    if os.path.exists(output) and not args.overwrite:
+        return "skipped (exists)", None
+    try:
+        photo = load_photo(os.path.join(args.image, name))
+        mask = args.mask if masks is None else mask_for(name, masks, args.mask_dir)
+        hole = hole_of(photo, mask, args.box)
+        check_output(photo, hole, output, mask == ALPHA)
+        fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA)
+    except (CliError, *EXPECTED_ERRORS) as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or a resource error on one photo must not stop the rest
+        return "failed", f"{type(exc).__name__}: {exc}"
+    return "filled", None
+
+
+def image_files(folder):
+    """The names of the files in `folder` whose extension Pillow reads (not hidden ones, such as our
+    temporary files), sorted."""
+    from PIL import Image
+
+    if os.path.isfile(folder):
+        raise CliError(f"{folder} is a file, not a folder")
+    if not os.path.isdir(folder):
+        raise CliError(f"folder not found: {folder}")
+    extensions = Image.registered_extensions()
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n))
+                  and os.path.splitext(n)[1].lower() in extensions)
+
+
+def masks_by_stem(folder):
+    """{name without extension: [mask file names]} of the image files in `folder`."""
+    stems = {}
+    for name in image_files(folder):
+        stems.setdefault(os.path.splitext(name)[0], []).append(name)
+    return stems
+
+
+def mask_for(photo_name, masks, masks_dir):
+    """The path of the one mask whose stem is the photo's (case-sensitive), or CliError."""
+    stem = os.path.splitext(photo_name)[0]
+    found = masks.get(stem, [])
+    if not found:
+        raise CliError(f"no mask named {stem}.* in {masks_dir}")
+    if len(found) > 1:
+        raise CliError(f"several masks named {stem}.* in {masks_dir}: {', '.join(found)}")
+    return os.path.join(masks_dir, found[0])
+
+
+def prepare_out_dir(out_dir, input_dirs):
+    """Create the output folder if needed; it must be writable and not one of the input folders (which
+    exist by now): an output could then replace a photo or a mask."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CliError(f"output {out_dir} is a file, not a folder")
+    if os.path.isdir(out_dir) and any(os.path.samefile(d, out_dir) for d in input_dirs):
+        raise CliError(f"output folder {out_dir} is an input folder: give another one")
+    os.makedirs(out_dir, exist_ok=True)
+    check_writable(os.path.join(out_dir, "any_photo.png"))  # it checks the folder a file would go in
 
 
 def main(argv=None):
