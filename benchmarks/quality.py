@@ -1,27 +1,39 @@
-"""Quality harness: fill scikit-image photos and score each method in the hole.
+"""Quality harness: fill scikit-image photos and score what a viewer sees around each hole.
 
-    python benchmarks/quality.py [--images astronaut,coffee] [--holes centre,blob] [--methods ...] [--out DIR]
-                                 [--set NAME=VALUE ...]
+    python benchmarks/quality.py [--cases astronaut_centre,gravel] [--methods ours,telea,patchmatch]
+                                 [--save DIR] [--gallery DIR] [--set NAME=VALUE ...]
 
-For each 512x512 photo and hole (a 256x256 centre box, and an irregular blob of similar area) it prints the
-PSNR in the hole against the original photo, a sharpness ratio (mean gradient magnitude in the hole, output
-over original: 1 is as sharp as the real photo, a blur scores ~0.1-0.2), and the time per fill, for:
-  ours      npsynth_ext.fill with default options
-  prior     our content prior alone (the same pipeline with no optimisation)
-  ours-net, prior-net   the same with the content network of --content-weights as the prior
-  telea     OpenCV's Telea inpainting (optional: pip install opencv-python-headless)
-  patchmatch  classic PatchMatch inpainting (optional: pip install pypatchmatch)
-Methods whose package is missing are skipped with a note. --out writes before/after pictures.
+Cases: six 512x512 photos x three holes (a 256x256 centre box, an irregular blob of about its area, thin
+brush strokes), plus a box touching the photo's edge: 19 in all. --cases takes full case names or photo or
+hole names. Each method's fill is scored over the hole's bounding box grown by MARGIN px, against the photo:
+  ST-LPIPS  shift-tolerant LPIPS (AlexNet; `pip install stlpips-pytorch IPython torchsummary`), lower is
+            better: a learned perceptual distance that forgives small shifts, so real texture that differs
+            from the hidden one in detail but not in kind scores well, and blur, noise and seams score badly;
+  SSIM      structural similarity over the same box (scikit-image);
+  PSNR      over the hole pixels only: a guard against wrong content, never a target;
+  sharp     the hole's mean gradient magnitude over the photo's (information only: noise raises it too).
+Methods: ours (npsynth_ext.fill, default options or --set), telea (OpenCV), patchmatch (pypatchmatch,
+classic PatchMatch inpainting with 7x7 patches), prior (our content prior alone). Missing packages are
+skipped with a note. The summary counts the cases where ours is at most each peer's ST-LPIPS and where its
+PSNR is within 2 dB of Telea's, and gives the median fill time in VGG units (seconds over one VGG-19
+forward+backward to relu4_1 at 512x512, timed in this process) so machines of different speed compare.
+
+--save DIR writes every method's full result as DIR/METHOD/CASE.png (blind pairs: ../shared/blind_ab.py
+make DIR/ours DIR/patchmatch PAIRS); --gallery DIR writes DIR/CASE.png, the hole's surroundings cropped
+from truth | ours | patchmatch | telea, for looking at every case.
 """
 import argparse
 import os
+import statistics
 import sys
 import time
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 SIZE = 512
+MARGIN = 16  # pixels of known context around the hole's box that the scores include
+GALLERY_MARGIN = 48
 
 
 def photos():
@@ -53,21 +65,59 @@ def centre_hole():
 
 
 def blob_hole(seed=7):
-    """An irregular hole of about the centre box's area: a smoothed random field, thresholded."""
+    """One irregular hole of about the centre box's area: a smooth random field plus a pull towards the
+    middle, thresholded, keeping the connected piece around the middle."""
     import torch
     import torch.nn.functional as F
+    from scipy import ndimage
 
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(1, 1, SIZE // 16, SIZE // 16, generator=g)
-    field = F.interpolate(noise, size=(SIZE, SIZE), mode="bicubic", align_corners=False)[0, 0]
+    noise = torch.randn(1, 1, 6, 6, generator=g)
+    field = F.interpolate(noise, size=(SIZE, SIZE), mode="bicubic", align_corners=True)[0, 0]
     yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
     r = ((yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2).sqrt() / (SIZE / 2)
-    score = field - 2.5 * r  # favour the middle, keep it away from the border
-    threshold = score.flatten().kthvalue(int(SIZE * SIZE * (1 - 0.25))).values
-    return (score > threshold).numpy()
+    score = (0.5 * field - 2.5 * r).numpy()
+    threshold = np.quantile(score, 1 - 0.25)
+    pieces, _ = ndimage.label(score > threshold)
+    return pieces == pieces[SIZE // 2, SIZE // 2]
 
 
-HOLES = {"centre": centre_hole, "blob": blob_hole}
+def strokes_hole(seed=3, strokes=5, width=14):
+    """Thin brush strokes: a few random polylines of `width` px, like a user scribbling over wires."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (SIZE, SIZE), 0)
+    draw = ImageDraw.Draw(img)
+    for _ in range(strokes):
+        points = [tuple(rng.uniform(0.15, 0.85, 2) * SIZE)]
+        for _ in range(3):
+            step = rng.normal(0, 0.18, 2) * SIZE
+            points.append(tuple(np.clip(np.array(points[-1]) + step, 0.05 * SIZE, 0.95 * SIZE)))
+        draw.line(points, fill=255, width=width, joint="curve")
+    return np.asarray(img) > 0
+
+
+def border_hole():
+    """A 192x160 box on the photo's left edge: the frame must be padded, and no context lies to its left."""
+    m = np.zeros((SIZE, SIZE), bool)
+    m[SIZE // 2 - 80:SIZE // 2 + 80, :192] = True
+    return m
+
+
+HOLES = {"centre": centre_hole, "blob": blob_hole, "strokes": strokes_hole}
+BORDER_PHOTO = "astronaut"
+
+
+def cases():
+    """{case name: (photo name, hole factory)}: every photo with each hole, and one border case."""
+    out = {f"{photo}_{hole}": (photo, make) for photo in photos() for hole, make in HOLES.items()}
+    out[f"{BORDER_PHOTO}_border"] = (BORDER_PHOTO, border_hole)
+    return out
+
+
+def box_of(mask, margin, shape):
+    ys, xs = np.nonzero(mask)
+    return (max(0, ys.min() - margin), min(shape[0], ys.max() + 1 + margin),
+            max(0, xs.min() - margin), min(shape[1], xs.max() + 1 + margin))
 
 
 def psnr(out, truth, mask):
@@ -81,6 +131,44 @@ def sharpness(img, mask):
     gy = np.diff(g, axis=0)[:, :-1]
     gx = np.diff(g, axis=1)[:-1, :]
     return np.hypot(gx, gy)[mask[:-1, :-1]].mean()
+
+
+class Scorer:
+    """ST-LPIPS and SSIM over the hole's box grown by MARGIN."""
+
+    def __init__(self):
+        import torch
+        from stlpips_pytorch import stlpips
+
+        self.torch = torch
+        self.lpips = stlpips.LPIPS(net="alex", variant="shift_tolerant", verbose=False).eval()
+
+    def __call__(self, out, truth, mask):
+        from skimage.metrics import structural_similarity
+
+        y0, y1, x0, x1 = box_of(mask, MARGIN, mask.shape)
+        a, b = out[y0:y1, x0:x1], truth[y0:y1, x0:x1]
+        as_tensor = lambda x: self.torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
+        with self.torch.no_grad():
+            lp = float(self.lpips(as_tensor(a), as_tensor(b)))
+        return {"lpips": lp, "ssim": structural_similarity(a, b, channel_axis=2, data_range=255),
+                "psnr": psnr(out, truth, mask), "sharp": sharpness(out, mask) / sharpness(truth, mask)}
+
+
+def vgg_unit_seconds(repeats=3):
+    """Median seconds of one VGG-19 forward+backward to relu4_1 on a 512x512 image, on the CPU."""
+    import torch
+
+    from npsynth_ext.vgg import load_texture_net
+
+    net = load_texture_net()
+    x = torch.rand(1, 3, SIZE, SIZE, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        sum(f.square().mean() for f in net(x).values()).backward()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def method_ours(**options):
@@ -106,17 +194,16 @@ def method_patchmatch():
 
     if not patchmatch.patchmatch_available:
         raise ImportError("pypatchmatch's native library is unavailable")
-    return lambda img, mask: patchmatch.inpaint(img, mask.astype(np.uint8) * 255, patch_size=3)
+    return lambda img, mask: patchmatch.inpaint(img, mask.astype(np.uint8) * 255, patch_size=7)
 
 
 METHODS = {
     "ours": method_ours,
-    "prior": lambda: method_ours(iters=(0, 0, 0), max_detail_gain=1),
-    "ours-net": method_ours,
-    "prior-net": lambda **options: method_ours(**options, iters=(0, 0, 0), max_detail_gain=1),
+    "prior": lambda: method_ours(iters=(0, 0, 0)),
     "telea": method_telea,
     "patchmatch": method_patchmatch,
 }
+GALLERY = ("ours", "patchmatch", "telea")
 
 
 def _number_or_text(value):
@@ -128,68 +215,114 @@ def _number_or_text(value):
     return value
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", default=",".join(photos()), help="comma-separated photo names")
-    parser.add_argument("--holes", default=",".join(HOLES), help="comma-separated: centre, blob")
-    parser.add_argument("--methods", default="ours,prior,telea,patchmatch", help="comma-separated, from: "
-                        + ", ".join(METHODS))
-    parser.add_argument("--out", help="folder for before/after pictures")
-    parser.add_argument("--content-weights", metavar="MODEL",
-                        help="a train_content checkpoint, for ours-net and prior-net")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a fill option for 'ours' (e.g. --set alpha=2 --set iters=100,40,20), for tuning")
-    args = parser.parse_args()
+def parse_options(items):
     options = {}
-    for item in args.set:
+    for item in items:
         key, _, value = item.partition("=")
         options[key] = tuple(_number_or_text(v) for v in value.split(",")) if "," in value else _number_or_text(value)
-    available = photos()
-    images = args.images.split(",")
-    for name in images:
-        if name not in available:
-            parser.error(f"unknown image {name!r}; choose from {', '.join(available)}")
-    holes = args.holes.split(",")
-    if set(holes) - set(HOLES):
-        parser.error(f"holes must be among {', '.join(HOLES)}")
+    return options
+
+
+def select_cases(spec, parser):
+    every = cases()
+    if not spec:
+        return every
+    chosen = {}
+    for word in spec.split(","):
+        hits = {name: c for name, c in every.items() if word == name or word in name.split("_")}
+        if not hits:
+            parser.error(f"no case matches {word!r}; cases: {', '.join(every)}")
+        chosen.update(hits)
+    return chosen
+
+
+def gallery_picture(results, mask, names):
+    """The hole's surroundings from each result side by side, each labelled, with the hole outlined in a
+    thin strip above the row."""
+    y0, y1, x0, x1 = box_of(mask, GALLERY_MARGIN, mask.shape)
+    tiles = []
+    for name in names:
+        tile = Image.fromarray(np.ascontiguousarray(results[name][y0:y1, x0:x1]))
+        canvas = Image.new("RGB", (tile.width, tile.height + 14), "white")
+        canvas.paste(tile, (0, 14))
+        ImageDraw.Draw(canvas).text((2, 1), name, fill="black")
+        tiles.append(np.asarray(canvas))
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    return Image.fromarray(np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], 1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", help="comma-separated case, photo or hole names (default: all)")
+    parser.add_argument("--methods", default="ours,telea,patchmatch", help="comma-separated, from: "
+                        + ", ".join(METHODS))
+    parser.add_argument("--save", metavar="DIR", help="write DIR/METHOD/CASE.png for every result")
+    parser.add_argument("--gallery", metavar="DIR", help="write DIR/CASE.png: truth | ours | patchmatch | telea")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a fill option for 'ours' (e.g. --set alpha=2 --set iters=100,40,20)")
+    args = parser.parse_args()
+    chosen = select_cases(args.cases, parser)
     methods = {}
     for name in args.methods.split(","):
         if name not in METHODS:
             parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-        if name.endswith("-net") and not args.content_weights:
-            parser.error(f"method {name} needs --content-weights")
+        if name in ("ours", "prior"):
+            methods[name] = METHODS[name](**parse_options(args.set)) if name == "ours" else METHODS[name]()
+            continue
         try:
-            if name == "ours":
-                methods[name] = METHODS[name](**options)
-            elif name.endswith("-net"):
-                methods[name] = METHODS[name](content_weights=args.content_weights)
-            else:
-                methods[name] = METHODS[name]()
+            methods[name] = METHODS[name]()
         except ImportError as exc:
             print(f"note: skipping {name}: {exc}", file=sys.stderr)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
+    for folder in filter(None, [args.gallery] + [os.path.join(args.save, m) for m in methods if args.save]):
+        os.makedirs(folder, exist_ok=True)
+    scorer = Scorer()
+    unit = vgg_unit_seconds()
+    print(f"VGG unit (VGG-19 forward+backward to relu4_1 at {SIZE}x{SIZE}): {unit:.2f} s")
+    print(f"| {'case':<18} | {'method':<10} | {'ST-LPIPS':>8} | {'SSIM':>5} | {'PSNR dB':>7} | {'sharp':>5} | "
+          f"{'VGG units':>9} |")
+    print(f"|{'-' * 20}|{'-' * 12}|{'-' * 10}|{'-' * 7}|{'-' * 9}|{'-' * 7}|{'-' * 11}|")
+    table, photo_cache = {}, {}
+    for case, (photo, make_hole) in chosen.items():
+        truth = photo_cache.setdefault(photo, photos()[photo]())
+        mask = make_hole()
+        damaged = truth.copy()
+        damaged[mask] = 0
+        results = {"truth": truth}
+        for name, run in methods.items():
+            start = time.perf_counter()
+            out = np.asarray(run(damaged, mask))
+            units = (time.perf_counter() - start) / unit
+            assert (out[~mask] == truth[~mask]).all(), f"{name} changed pixels outside the hole"
+            s = table.setdefault(case, {})[name] = {**scorer(out, truth, mask), "units": units}
+            print(f"| {case:<18} | {name:<10} | {s['lpips']:8.4f} | {s['ssim']:5.3f} | {s['psnr']:7.2f} | "
+                  f"{s['sharp']:5.2f} | {units:9.1f} |", flush=True)
+            results[name] = out
+            if args.save:
+                Image.fromarray(out).save(os.path.join(args.save, name, f"{case}.png"))
+        if args.gallery:
+            shown = ["truth"] + [m for m in GALLERY if m in results]
+            gallery_picture(results, mask, shown).save(os.path.join(args.gallery, f"{case}.png"))
+    summarise(table)
 
-    print(f"| {'image':<10} | {'hole':<6} | {'method':<10} | {'PSNR dB':>7} | {'sharpness':>9} | {'time s':>6} |")
-    print(f"|{'-' * 12}|{'-' * 8}|{'-' * 12}|{'-' * 9}|{'-' * 11}|{'-' * 8}|")
-    for image_name in images:
-        truth = available[image_name]()
-        for hole_name in holes:
-            mask = HOLES[hole_name]()
-            damaged = truth.copy()
-            damaged[mask] = 0
-            sharp_truth = sharpness(truth, mask)
-            row = [truth]
-            for method_name, run in methods.items():
-                start = time.perf_counter()
-                out = np.asarray(run(damaged, mask))
-                seconds = time.perf_counter() - start
-                assert (out[~mask] == truth[~mask]).all(), f"{method_name} changed pixels outside the hole"
-                print(f"| {image_name:<10} | {hole_name:<6} | {method_name:<10} | {psnr(out, truth, mask):7.2f} | "
-                      f"{sharpness(out, mask) / sharp_truth:9.2f} | {seconds:6.1f} |", flush=True)
-                row.append(out)
-            if args.out:
-                Image.fromarray(np.concatenate(row, 1)).save(os.path.join(args.out, f"{image_name}_{hole_name}.jpg"))
+
+def summarise(table):
+    if not all("ours" in row for row in table.values()):
+        return
+    n = len(table)
+    print(f"\nsummary over {n} cases:")
+    for peer in ("patchmatch", "telea"):
+        rows = [row for row in table.values() if peer in row]
+        if rows:
+            wins = sum(row["ours"]["lpips"] <= row[peer]["lpips"] for row in rows)
+            print(f"  ST-LPIPS of ours <= {peer}: {wins}/{len(rows)}")
+    rows = [row for row in table.values() if "telea" in row]
+    if rows:
+        ok = sum(row["ours"]["psnr"] >= row["telea"]["psnr"] - 2 for row in rows)
+        print(f"  PSNR of ours within 2 dB of Telea's: {ok}/{len(rows)}")
+    print(f"  median fill cost of ours: {statistics.median(row['ours']['units'] for row in table.values()):.1f} "
+          "VGG units")
+    for name in next(iter(table.values())):
+        print(f"  mean ST-LPIPS of {name}: {statistics.mean(row[name]['lpips'] for row in table.values() if name in row):.4f}")
 
 
 if __name__ == "__main__":

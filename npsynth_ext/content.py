@@ -17,6 +17,7 @@ from torch import nn
 
 from .images import write_atomically
 from .masks import downscale_mask
+from .realise import patch_prior
 
 COARSEST = 4  # pyramid levels stop at this side
 RELAX_ITERS = 40  # Jacobi sweeps per level; coarse-to-fine start makes a few dozen enough
@@ -55,7 +56,12 @@ def classical_prior(rgb, hole, inside):
     return _membrane(rgb, ~hole)
 
 
-PRIORS = {"classical": classical_prior}
+def patches_prior(rgb, hole, inside):
+    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the membrane fill."""
+    return patch_prior(rgb, hole, inside, _membrane)
+
+
+PRIORS = {"classical": classical_prior, "patches": patches_prior}
 
 
 def network_prior(net):

@@ -33,6 +33,7 @@ from .content import get_prior, load_content_net
 from .detail import match_sharpness
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
+from .realise import PixelMatcher, cells_to_pixels, double_field
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -64,6 +65,12 @@ class FillOptions:
     # PatchMatch's sharpness" from 8 to 12 of 12 cases, for 0 to 0.46 dB of PSNR (gravel most); the cap
     # binds on astronaut, rocket and chelsea centre, where the ring is sharper than the hole can be.
     max_detail_gain: float = 2.0
+    realise_rounds: int = 0  # pixel rounds of realise.realise after scales listed in realise_scales
+    realise_scales: tuple = (2,)  # 0-based scale numbers after which the hole is rebuilt from real pixels
+    realise_sharpness: float = 1.0
+    realise_iters: int = 2
+    realise_replay: bool = True
+    realise_deep_vote: float = 0.0
     max_frame: int = 512  # larger frames are worked on downscaled to this side
     content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
     content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
@@ -140,13 +147,15 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
-    result, fields = None, {}
+    result, fields, pixels = None, {}, None
     plan = scale_plan(n, opts.iters, opts.metric)
     for k, (size, iters, metric) in enumerate(plan):
         started = time.perf_counter()
         known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
+        matcher = PixelMatcher(hole_k, inside_k) if opts.realise_rounds else None
+        seed = opts.seed * 8 + k
         if result is None:
             with torch.no_grad():
                 init = prior(known, hole_k, inside_k).clamp(0, 1)
@@ -154,8 +163,20 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             init = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             init = init.clamp(0, 1)
         start = torch.where(hole_k, init, known)
+        if pixels is not None and matcher.usable and opts.realise_replay:
+            pixels = double_field(pixels)
+            start = matcher.replay(start, pixels, opts.realise_sharpness, seed)
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
+        if matcher is not None and matcher.usable and k - len(plan) + 3 in opts.realise_scales:
+            if pixels is None and "relu3_1" in fields:
+                pixels = cells_to_pixels(fields["relu3_1"], size)
+                if opts.realise_deep_vote:
+                    result = matcher.replay(result, pixels, opts.realise_deep_vote, seed)
+            elif pixels is not None and pixels.shape[-1] != size:
+                pixels = double_field(pixels)
+            result, pixels = matcher.realise(result, pixels, opts.realise_rounds, opts.realise_iters,
+                                             opts.realise_sharpness, seed)
         if timings is not None:
             timings[size] = time.perf_counter() - started
         if opts.save_steps:

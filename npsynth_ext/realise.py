@@ -1,0 +1,154 @@
+"""Rebuild the hole from real pixels of the photo, guided by the neural fill and its deep matches.
+
+The texture term makes every hole patch's VGG features close to some source patch's, but the pixels it
+produces are a compromise of the matched patches that overlap them: softer than the photo, and where
+matches disagree, a see-through blend of both. The deep matches themselves point at real pixels. So each
+scale ends with a pixel match field, one source pixel per hole pixel:
+
+- At the first scale it starts from the relu3_1 match field carried down to pixels: pixel p of cell c is
+  matched to the pixel at the same place in c's source cell (as Deep Image Analogy reconstructs its
+  outputs from its deep matches). At a finer scale it starts from the previous scale's pixel field,
+  doubled, so the copies stay as coherent as they were.
+- A few expectation-maximisation rounds (Wexler et al. 2007) then alternate PatchMatch on PATCH x PATCH
+  colour patches of the current image (a match must agree with the neural fill and with the known
+  pixels its patch overlaps) and a vote: every hole pixel takes the weighted mean of the source pixels
+  that the patches covering it point to; a patch's weight falls with its distance, so one good match
+  outvotes poor ones rather than blending with them.
+
+A finer scale starts its optimisation from the vote of the doubled field at its own resolution: real
+detail of the photo at that scale, not an upsampled blur. Only hole pixels change; sources are patches
+made wholly of known pixels inside the photo.
+"""
+import torch
+import torch.nn.functional as F
+
+from .masks import dilate, downscale_mask
+from .ops import patchmatch
+
+PATCH = 7
+CELL = 4  # pixels per relu3_1 position
+
+
+def cells_to_pixels(cell_field, n):
+    """A relu3_1 match field (flat source cells on an n/4 grid, -1 where none) at pixel resolution for
+    an n x n frame: each pixel is matched to the same offset inside its cell's source cell."""
+    Hc, Wc = cell_field.shape
+    ys = torch.arange(n, device=cell_field.device)
+    src = cell_field[(ys // CELL).clamp(max=Hc - 1)][:, (ys // CELL).clamp(max=Wc - 1)]
+    sy = (src // Wc) * CELL + (ys % CELL)[:, None]
+    sx = (src % Wc) * CELL + (ys % CELL)[None, :]
+    return torch.where((src >= 0) & (sy < n) & (sx < n), sy * n + sx, torch.full_like(src, -1))
+
+
+def double_field(field):
+    """A pixel field of an m x m frame at 2m x 2m: each pixel takes its parent's match moved to the
+    corresponding child pixel (-1 stays -1)."""
+    m = field.shape[-1]
+    up = field.repeat_interleave(2, 0).repeat_interleave(2, 1)
+    d = torch.arange(2 * m, device=field.device) % 2
+    sy = (up // m) * 2 + d[:, None]
+    sx = (up % m) * 2 + d[None, :]
+    return torch.where(up >= 0, sy * (2 * m) + sx, up)
+
+
+class PixelMatcher:
+    """The targets (centres of patches that touch the hole) and sources (patches wholly known and inside
+    the photo) of one scale's frame."""
+
+    def __init__(self, hole, inside):
+        r = PATCH // 2
+        self.hole = hole
+        self.targets = dilate(hole, r) & inside
+        within = torch.zeros_like(hole)
+        within[r:-r, r:-r] = True  # a source patch must lie inside the frame: the vote reads all of it
+        self.sources = ~dilate(hole | ~inside, r) & within
+        self.usable = bool(self.sources.any())
+
+    def match(self, rgb, index, iters, seed):
+        """PatchMatch of the current image's patches from `index` (entries that are no valid source start
+        at random); iters=0 only measures the given matches."""
+        rgb = rgb.contiguous()
+        if index is None:  # every target starts at random
+            index = torch.full(self.targets.shape, -1, dtype=torch.int64, device=rgb.device)
+        index = torch.where(self.targets, index, -1)
+        return patchmatch(rgb, rgb, self.targets, self.sources, PATCH, "l2", init_index=index, iters=iters,
+                          radius=0, seed=seed)
+
+    def vote(self, rgb, index, dist, sharpness):
+        """Each hole pixel: the mean of the source pixels that the matched patches covering it point to,
+        each patch weighted by exp(-dist / (sharpness * median dist))."""
+        n = rgb.shape[-1]
+        r = PATCH // 2
+        flat = rgb.flatten(1)
+        t = self.targets.flatten().nonzero().flatten()
+        m = index.flatten()[t]
+        d = dist.flatten()[t]
+        w = torch.exp(-d / (sharpness * d.median().clamp_min(1e-12)))
+        # The targets' bounding box grown by r holds every pixel their patches cover.
+        ty, tx = t // n, t % n
+        y0, x0 = int(ty.min()) - r, int(tx.min()) - r
+        h, wd = int(ty.max()) + r + 1 - y0, int(tx.max()) + r + 1 - x0
+        offsets = torch.arange(-r, r + 1, device=rgb.device)
+        patch = (offsets[:, None] * n + offsets[None, :]).flatten()  # a source patch's pixels, from its centre
+        values = flat[:, m[None, :] + patch[:, None]] * w  # [3, PATCH^2, targets]
+        cols = rgb.new_zeros(3 * PATCH * PATCH + PATCH * PATCH, (h - 2 * r) * (wd - 2 * r))
+        local = (ty - y0 - r) * (wd - 2 * r) + (tx - x0 - r)
+        cols[: 3 * PATCH * PATCH, local] = values.flatten(0, 1)
+        cols[3 * PATCH * PATCH:, local] = w.expand(PATCH * PATCH, -1)
+        sums = F.fold(cols[None], (h, wd), PATCH)[0]  # [4, h, wd]: weighted colour sums, then weights
+        box = torch.zeros_like(rgb)
+        den = rgb.new_zeros(n, n)
+        ys, xs = slice(max(y0, 0), min(y0 + h, n)), slice(max(x0, 0), min(x0 + wd, n))
+        inner = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+        box[:, ys, xs] = sums[:3][(slice(None), *inner)]
+        den[ys, xs] = sums[3][inner]
+        out = torch.where(den > 0, box / den.clamp_min(1e-30), rgb)
+        return torch.where(self.hole, out, rgb)
+
+    def realise(self, rgb, index, rounds, iters, sharpness, seed):
+        """`rounds` of match-then-vote from `index`; returns (image, its pixel field)."""
+        x = rgb
+        for k in range(rounds):
+            index, dist = self.match(x, index, iters, seed * 100 + k)
+            x = self.vote(x, index, dist, sharpness)
+        return x, index
+
+    def replay(self, rgb, index, sharpness, seed):
+        """The vote of a given field (e.g. the coarser scale's, doubled) over this scale's image."""
+        index, dist = self.match(rgb, index, 0, seed)
+        return self.vote(rgb, index, dist, sharpness)
+
+
+PRIOR_COARSEST = 32  # the prior's pyramid starts at this side (the hole is then a few patches across)
+PRIOR_ROUNDS = 4
+PRIOR_ITERS = 2
+PRIOR_SHARPNESS = 0.5
+
+
+def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
+    """A first guess of the hole with the photo's structure: pixel EM from a PRIOR_COARSEST-px pyramid
+    level up to the frame's side, each level starting from the vote of the coarser level's doubled field
+    (classic PatchMatch inpainting, Barnes et al. 2009). `smooth_fill(known, hole)` starts the coarsest
+    level. Returns the frame with its hole filled."""
+    n = rgb.shape[-1]
+    sizes = [n]
+    while sizes[-1] // 2 >= PRIOR_COARSEST and sizes[-1] % 2 == 0:
+        sizes.append(sizes[-1] // 2)
+    x, field = None, None
+    for k, size in enumerate(reversed(sizes)):
+        known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
+        hole_s = downscale_mask(hole, size)
+        matcher = PixelMatcher(hole_s, ~downscale_mask(~inside, size))
+        if x is None:
+            start = torch.where(hole_s, smooth_fill(known, ~hole_s), known)
+        else:
+            up = F.interpolate(x[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+            start = torch.where(hole_s, up, known)
+            if field is not None and matcher.usable:
+                field = double_field(field)
+                start = matcher.replay(start, field, PRIOR_SHARPNESS, seed * 100 + k)
+        if matcher.usable:
+            x, field = matcher.realise(start, field, PRIOR_ROUNDS, PRIOR_ITERS, PRIOR_SHARPNESS, seed * 100 + k)
+        else:
+            x, field = start, None
+    return x

@@ -1,0 +1,108 @@
+"""The pixel step (npsynth_ext.realise) against loop-by-loop references of its field arithmetic and vote."""
+import math
+
+import pytest
+import torch
+
+from npsynth_ext.realise import CELL, PATCH, PixelMatcher, cells_to_pixels, double_field
+
+
+def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
+    g = torch.Generator().manual_seed(0)
+    n = 20  # 5 x 5 cells
+    cells = torch.randint(-1, 25, (5, 5), generator=g)
+    got = cells_to_pixels(cells, n)
+    for y in range(n):
+        for x in range(n):
+            s = int(cells[y // CELL, x // CELL])
+            want = -1 if s < 0 else ((s // 5) * CELL + y % CELL) * n + (s % 5) * CELL + x % CELL
+            assert got[y, x] == want, (y, x)
+
+
+def test_double_field_moves_each_match_to_the_child_pixel():
+    g = torch.Generator().manual_seed(1)
+    m = 7
+    field = torch.randint(-1, m * m, (m, m), generator=g)
+    got = double_field(field)
+    assert got.shape == (2 * m, 2 * m)
+    for y in range(2 * m):
+        for x in range(2 * m):
+            s = int(field[y // 2, x // 2])
+            want = -1 if s < 0 else ((s // m) * 2 + y % 2) * 2 * m + (s % m) * 2 + x % 2
+            assert got[y, x] == want, (y, x)
+
+
+def reference_vote(rgb, hole, targets, index, dist, sharpness):
+    """Every hole pixel from the patches covering it, one pixel and one patch at a time."""
+    n = rgb.shape[-1]
+    r = PATCH // 2
+    out = rgb.clone()
+    centres = [(int(t) // n, int(t) % n) for t in targets.flatten().nonzero().flatten()]
+    ds = torch.tensor([float(dist[y, x]) for y, x in centres])
+    scale = sharpness * float(ds.median())
+    for py, px in hole.nonzero().tolist():
+        acc, den = torch.zeros(3, dtype=rgb.dtype), 0.0
+        for ty, tx in centres:
+            if abs(ty - py) > r or abs(tx - px) > r:
+                continue
+            m = int(index[ty, tx])
+            w = math.exp(-float(dist[ty, tx]) / scale)
+            acc += w * rgb[:, m // n + py - ty, m % n + px - tx]
+            den += w
+        out[:, py, px] = acc / den
+    return out
+
+
+@pytest.mark.parametrize("sharpness", [0.5, 3.0])
+def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness):
+    g = torch.Generator().manual_seed(2)
+    n = 23
+    rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[9:14, 2:8] = True  # near the left border: some covering patches stick out of the frame
+    matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool))
+    sources = matcher.sources.flatten().nonzero().flatten()
+    index = sources[torch.randint(0, len(sources), (n, n), generator=g)].view(n, n)
+    index = torch.where(matcher.targets, index, -1)
+    dist = torch.rand(n, n, generator=g, dtype=torch.float64)
+    got = matcher.vote(rgb, index, dist, sharpness)
+    want = reference_vote(rgb, hole, matcher.targets, index, dist, sharpness)
+    torch.testing.assert_close(got, want)
+    assert torch.equal(got[:, ~hole], rgb[:, ~hole])
+
+
+def stripes(n, period=6):
+    x = torch.arange(n, dtype=torch.float32)
+    grey = 0.5 + 0.4 * torch.sin(2 * math.pi * x / period)
+    return torch.stack([grey[None, :].expand(n, n), grey[:, None].expand(n, n) * 0.5, 0.3 + 0 * grey[None, :]
+                        .expand(n, n)]).contiguous()
+
+
+def test_realise_turns_a_noisy_guide_into_the_real_texture():
+    """A guide with the right structure but wrong detail (the truth plus noise) comes back as the truth:
+    every hole pixel is voted from exact copies of the periodic texture."""
+    n = 64
+    truth = stripes(n)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[20:44, 18:46] = True
+    noise = 0.08 * torch.randn(3, n, n, generator=torch.Generator().manual_seed(3))
+    guide = torch.where(hole, truth + noise, truth)
+    matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool))
+    out, field = matcher.realise(guide, None, rounds=2, iters=3, sharpness=0.5, seed=0)
+    assert torch.equal(out[:, ~hole], truth[:, ~hole])
+    torch.testing.assert_close(out, truth, atol=2e-3, rtol=0)
+    assert (field[matcher.targets] >= 0).all()
+
+
+def test_padding_and_hole_are_never_sources():
+    n = 30
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[10:15, 10:15] = True
+    inside = torch.ones(n, n, dtype=torch.bool)
+    inside[:, 25:] = False
+    m = PixelMatcher(hole, inside)
+    r = PATCH // 2
+    ys, xs = m.sources.nonzero().unbind(1)
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        assert r <= y < n - r and r <= x < 25 - r, (y, x)
+        assert not hole[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].any()
