@@ -27,6 +27,7 @@ from .ops import patchmatch
 
 PATCH = 7
 CELL = 4  # pixels per relu3_1 position
+MAX_EXPONENT = 40.0  # exp(-40) ~ 4e-18: far from float32's smallest normal, 1e-38
 
 
 def cells_to_pixels(cell_field, n):
@@ -76,14 +77,16 @@ class PixelMatcher:
 
     def vote(self, rgb, index, dist, sharpness):
         """Each hole pixel: the mean of the source pixels that the matched patches covering it point to,
-        each patch weighted by exp(-dist / (sharpness * median dist))."""
+        each patch weighted by exp(-dist / (sharpness * median dist)), at least exp(-MAX_EXPONENT)."""
         n = rgb.shape[-1]
         r = PATCH // 2
         flat = rgb.flatten(1)
         t = self.targets.flatten().nonzero().flatten()
         m = index.flatten()[t]
         d = dist.flatten()[t]
-        w = torch.exp(-d / (sharpness * d.median().clamp_min(1e-12)))
+        # Weights stay above float underflow, so a pixel covered only by poor matches still takes their mean
+        # rather than keeping the guide's value.
+        w = torch.exp(-(d / (sharpness * d.median().clamp_min(1e-12))).clamp(max=MAX_EXPONENT))
         # The targets' bounding box grown by r holds every pixel their patches cover.
         ty, tx = t // n, t % n
         y0, x0 = int(ty.min()) - r, int(tx.min()) - r

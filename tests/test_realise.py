@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from npsynth_ext.realise import CELL, PATCH, PixelMatcher, cells_to_pixels, double_field
+from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, double_field
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -46,15 +46,17 @@ def reference_vote(rgb, hole, targets, index, dist, sharpness):
             if abs(ty - py) > r or abs(tx - px) > r:
                 continue
             m = int(index[ty, tx])
-            w = math.exp(-float(dist[ty, tx]) / scale)
+            w = math.exp(-min(float(dist[ty, tx]) / scale, MAX_EXPONENT))
             acc += w * rgb[:, m // n + py - ty, m % n + px - tx]
             den += w
         out[:, py, px] = acc / den
     return out
 
 
-@pytest.mark.parametrize("sharpness", [0.5, 3.0])
-def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness):
+@pytest.mark.parametrize("sharpness,far", [(0.5, 1.0), (3.0, 1.0), (0.5, 1e4)])
+def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness, far):
+    """far: the distances of the matches around one corner of the hole are scaled by it, so with 1e4 the
+    pixels there are covered by poor matches only (their weights would underflow to 0 unbounded)."""
     g = torch.Generator().manual_seed(2)
     n = 23
     rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
@@ -65,6 +67,7 @@ def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness):
     index = sources[torch.randint(0, len(sources), (n, n), generator=g)].view(n, n)
     index = torch.where(matcher.targets, index, -1)
     dist = torch.rand(n, n, generator=g, dtype=torch.float64)
+    dist[:13, :6] *= far
     got = matcher.vote(rgb, index, dist, sharpness)
     want = reference_vote(rgb, hole, matcher.targets, index, dist, sharpness)
     torch.testing.assert_close(got, want)
