@@ -119,6 +119,12 @@ struct TextureBatch {
   int radius;
 };
 
+// Whether target position l = flat (b, y, x) is off the mask or matched to a centre of the source map.
+template <typename T>
+NPS_HOST_DEVICE inline bool texture_index_ok(const TextureBatch<T>& g, int64_t l) {
+  return !g.t_mask[l] || (g.index[l] >= 0 && g.index[l] < g.Hs * g.Ws);
+}
+
 // ||P_i - P_nn(i)||^2 for target position l = flat (b, y, x); zero off the mask.
 template <typename T>
 NPS_HOST_DEVICE inline T texture_term_at(const TextureBatch<T>& g, int64_t l) {

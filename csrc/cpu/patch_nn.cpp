@@ -212,6 +212,7 @@ std::tuple<at::Tensor, at::Tensor> patch_nn_cpu(const at::Tensor& target, const 
                                                 const at::Tensor& target_mask, const at::Tensor& source_valid,
                                                 int64_t patch_size, c10::string_view metric) {
   check_patch_nn(target, source, target_mask, source_valid, patch_size);
+  check_has_valid_source(source_valid);
   const int metric_id = parse_metric(metric);
   const int64_t B = target.size(0), C = target.size(1), Ht = target.size(2), Wt = target.size(3);
   const int64_t Hs = source.size(2), Ws = source.size(3);
