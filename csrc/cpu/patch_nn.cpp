@@ -187,7 +187,11 @@ void patch_nn_one(const T* target, const T* source, const bool* t_mask, const bo
               row[j] = d;
               low = d < low ? d : low;
             }
-            if (!(low < none_d)) continue;
+            if (!(low < none_d)) {  // no finite distance here: rank the valid ones at +inf or NaN by nn_better
+              for (int64_t j = 0; j < ns; ++j)
+                if (centre[j] >= 0) nn_merge(row[j], centre[j], best_d[ti + i], best_j[ti + i]);
+              continue;
+            }
             int64_t j = 0;
             while (row[j] != low) ++j;
             nn_merge(low, centre[j], best_d[ti + i], best_j[ti + i]);
