@@ -109,7 +109,10 @@ def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2
     Returns (index, dist), shaped like target_mask: index is the flat source centre y * Ws + x (int64, -1
     where target_mask is false); dist the match's distance (0 where target_mask is false), computed
     exactly for the returned match. Among exactly equal patches any one may win: the search rounds its
-    dot products differently per tile. Results are repeatable run to run. Neither output is differentiable.
+    dot products differently per tile. Results repeat run to run on one device and thread count, and agree
+    across CPU and CUDA up to ties. Non-finite features: every masked target still gets a valid source; NaN
+    distances rank after all others, ties to the smaller index; dist is that match's (non-finite) distance
+    (docs/cuda_emulation.md). Neither output is differentiable.
     """
     _check_search(target, source, target_mask, source_valid, patch_size, metric)
     batched = target.dim() == 4
