@@ -3,6 +3,9 @@
 Environment knobs (printed with the resolved configuration at build time):
   FORCE_CUDA=1            build the CUDA sources even though no GPU is visible (CI, wheel builders)
   NPSYNTH_CPU_ONLY=1      never build the CUDA sources
+  NPSYNTH_CUDA_EMULATION=1  also compile the CUDA kernels with the host compiler against the CUDA emulator
+                          (torch.ops.npsynth_emu.*, CPU tensors; for tests without a GPU, see
+                          docs/cuda_emulation.md); independent of the two knobs above
   TORCH_CUDA_ARCH_LIST    e.g. "8.0;9.0"; when unset and no GPU is visible we pick DEFAULT_ARCHES
   NVCC_FLAGS              extra flags for nvcc
   DEBUG=1                 -O0 -g instead of -O3
@@ -109,6 +112,7 @@ def wheel_cuda_include_dirs():
 
 def build_extension():
     cuda = want_cuda()
+    emulation = env_flag("NPSYNTH_CUDA_EMULATION")
     debug = env_flag("DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
     arch_list = resolve_arch_list(nvcc_path()) if cuda else None
@@ -118,6 +122,10 @@ def build_extension():
     ]
     cxx = ["-std=c++20", "-fopenmp", *opt]
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    if emulation:
+        define.append(("NPS_WITH_CUDA_EMULATION", "1"))
+        sources += sorted(glob.glob("csrc/cuda_emulation/*.cpp"))
+        cxx.append("-Wno-unknown-pragmas")  # the kernels' `#pragma unroll` is nvcc's
     kwargs = dict(
         name="npsynth_ext._C",
         include_dirs=[os.path.join(ROOT, "csrc")],
@@ -140,7 +148,7 @@ def build_extension():
 
     print("npsynth_ext build configuration:")
     print(f"  torch {torch.__version__} (CUDA {torch.version.cuda}), CUDA_HOME={CUDA_HOME}")
-    print(f"  cuda={cuda} arch_list={arch_list} debug={debug}")
+    print(f"  cuda={cuda} arch_list={arch_list} cuda_emulation={emulation} debug={debug}")
     print(f"  wheel include dirs: {wheel_incs or 'none'}")
     print(f"  sources: {' '.join(sources)}")
     return ext

@@ -1,5 +1,7 @@
 // Every op's schema, in one place. Backends (cpu/, cuda/) only add TORCH_LIBRARY_IMPL blocks; importing
-// the empty Python module npsynth_ext._C loads this library and so runs the registrations.
+// the empty Python module npsynth_ext._C loads this library and so runs the registrations. A build with
+// NPSYNTH_CUDA_EMULATION=1 defines the same ops a second time as npsynth_emu::*, whose CPU kernels are
+// the CUDA kernels run by the emulator (csrc/cuda_emulation/).
 #include <Python.h>
 #include <torch/library.h>
 
@@ -28,6 +30,11 @@ std::string build_info() {
 #else
   info += "cuda=0\n";
 #endif
+#ifdef NPS_WITH_CUDA_EMULATION
+  info += "cuda_emulation=1\n";
+#else
+  info += "cuda_emulation=0\n";
+#endif
   info += std::string("cuda_arch_list=") + NPS_CUDA_ARCH_LIST + "\n";
   info += std::string("torch_version=") + NPS_TORCH_VERSION + "\n";
 #ifdef _OPENMP
@@ -38,9 +45,8 @@ std::string build_info() {
   return info;
 }
 
-}  // namespace
-
-TORCH_LIBRARY(npsynth, m) {
+// The ops' schemas, for the npsynth library and its emulated twin.
+void define_ops(torch::Library& m) {
   // Exact nearest source patch for every target patch centred in target_mask. index: flat source centre
   // (y * Ws + x), -1 where target_mask is false; dist: that match's distance, 0 where target_mask is false.
   m.def(
@@ -62,5 +68,15 @@ TORCH_LIBRARY(npsynth, m) {
   m.def(
       "texture_loss_backward(Tensor grad, Tensor target, Tensor source, Tensor index, Tensor target_mask, "
       "int patch_size) -> Tensor");
+}
+
+}  // namespace
+
+TORCH_LIBRARY(npsynth, m) {
+  define_ops(m);
   m.def("build_info() -> str", &build_info);
 }
+
+#ifdef NPS_WITH_CUDA_EMULATION
+TORCH_LIBRARY(npsynth_emu, m) { define_ops(m); }
+#endif

@@ -2,6 +2,9 @@
 // Input validation shared by the CPU and CUDA entry points of every op. The Python wrappers in
 // npsynth_ext/ops.py check the same things first with friendlier messages; these checks guard callers
 // of torch.ops.npsynth.* directly. Every tensor arrives batched: features [B, C, H, W], masks [B, H, W].
+// The check_* functions read only metadata; the two that read the data (check_has_valid_source,
+// check_index_in_range) wait for the device, so the CUDA entry points that run inside the fill's
+// iterations (patchmatch, texture_loss) assert the same conditions in their kernels instead.
 #include <optional>
 #include <string_view>
 
@@ -55,10 +58,14 @@ inline void check_patch_nn(const at::Tensor& target, const at::Tensor& source, c
   check_pair(target, source, patch_size);
   check_mask(target_mask, target, "target_mask");
   check_mask(source_valid, source, "source_valid");
-  if (source.size(0) > 0) {
-    TORCH_CHECK(source_valid.flatten(1).any(1).all().item<bool>(),
-                "npsynth: source_valid has no valid source patch (in at least one batch item)");
-  }
+}
+
+// The messages of the data checks, which the CUDA kernels assert too.
+#define NPS_NO_VALID_SOURCE "npsynth: source_valid has no valid source patch (in at least one batch item)"
+#define NPS_INDEX_OUT_OF_RANGE "npsynth: index must lie in [0, Hs * Ws) wherever target_mask is set"
+
+inline void check_has_valid_source(const at::Tensor& source_valid) {
+  if (source_valid.size(0) > 0) TORCH_CHECK(source_valid.flatten(1).any(1).all().item<bool>(), NPS_NO_VALID_SOURCE);
 }
 
 // A field of source indices laid over the target: int64, target_mask's shape, contiguous, same device.
@@ -87,6 +94,9 @@ inline void check_texture_loss(const at::Tensor& target, const at::Tensor& sourc
   check_pair(target, source, patch_size);
   check_mask(target_mask, target, "target_mask");
   check_index_map(index, target_mask, target, "index");
+}
+
+inline void check_index_in_range(const at::Tensor& source, const at::Tensor& index, const at::Tensor& target_mask) {
   const at::Tensor used = index.masked_select(target_mask);
   if (used.numel() > 0) {
     const int64_t n_source = source.size(2) * source.size(3);

@@ -1,10 +1,11 @@
 #pragma once
 // Host-side glue of patchmatch shared by the CPU and CUDA entry points: the position-major copies of the
 // maps, the patch norms, the list of valid sources, the starting field and the output field, all made with
-// tensor ops on the inputs' device (host reads: the span of masked rows, in patchmatch_shape, and, with no
-// start given, the stand-in search's few; see patchmatch_start.h).
+// tensor ops on the inputs' device (host reads: on the CPU, the span of masked rows, in patchmatch_shape;
+// with no start given, the stand-in search's few, see patchmatch_start.h).
 #include <algorithm>
 #include <optional>
+#include <string_view>
 #include <tuple>
 
 #include <ATen/core/Tensor.h>
@@ -42,11 +43,11 @@ inline at::Tensor target_sqnorms(const at::Tensor& t_rows, const PatchmatchShape
 }
 
 // Everything the kernels read and write, owned for the length of one call. `start` is the caller's
-// init_index or, with none, the stand-in search's field.
+// init_index or, with none, the stand-in search's field (found with the patch_nn of op namespace `ops`).
 struct PatchmatchTensors {
   at::Tensor t_rows, s_rows, t_norm2, s_norm2, t_mask, s_valid, s_list, n_valid, index, before, dist, start;
 
-  PatchmatchTensors(const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
+  PatchmatchTensors(std::string_view ops, const at::Tensor& target, const at::Tensor& source, const at::Tensor& target_mask,
                     const at::Tensor& source_valid, int64_t patch_size, c10::string_view metric,
                     const std::optional<at::Tensor>& init_index, const PatchmatchShape& s)
       : t_rows(target.narrow(2, s.t_row0, s.t_rows_h).permute({0, 2, 3, 1}).contiguous()),
@@ -60,7 +61,7 @@ struct PatchmatchTensors {
         dist(at::empty(target_mask.sizes(), target.options())),
         start(init_index.has_value()
                   ? *init_index
-                  : patchmatch_start_field(target, source, target_mask, source_valid, patch_size, metric, s)) {
+                  : patchmatch_start_field(ops, target, source, target_mask, source_valid, patch_size, metric, s)) {
     const at::Tensor flat_valid = source_valid.flatten(1);
     // A stable sort of "not valid" puts each item's valid centres first, in increasing order.
     s_list = std::get<1>(flat_valid.logical_not().to(at::kByte).sort(/*stable=*/true, 1, false)).contiguous();
@@ -76,15 +77,19 @@ struct PatchmatchTensors {
   }
 };
 
+// With span_rows, only the target rows within the patch radius of a masked row are copied (finding the
+// span reads the mask on the host); without, every row is (CUDA: copying a whole feature map costs less
+// than the sync would, and the call then never waits for the device).
 inline PatchmatchShape patchmatch_shape(const at::Tensor& target, const at::Tensor& source,
                                         const at::Tensor& target_mask, int64_t patch_size, int metric, int64_t radius,
-                                        int64_t seed) {
+                                        int64_t seed, bool span_rows) {
   const int64_t Ht = target.size(2), Hs = source.size(2), Ws = source.size(3), r = patch_size / 2;
-  // Only rows within the patch radius of a masked row are ever read from the target: copy just those.
-  // (Reading the span is one small host sync, as the input checks already make.)
-  const at::Tensor rows = target_mask.any(2).any(0).nonzero();
-  const int64_t row0 = rows.numel() ? std::max<int64_t>(0, rows.min().item<int64_t>() - r) : 0;
-  const int64_t row1 = rows.numel() ? std::min<int64_t>(Ht, rows.max().item<int64_t>() + r + 1) : 0;
+  int64_t row0 = 0, row1 = Ht;
+  if (span_rows) {
+    const at::Tensor rows = target_mask.any(2).any(0).nonzero();
+    row0 = rows.numel() ? std::max<int64_t>(0, rows.min().item<int64_t>() - r) : 0;
+    row1 = rows.numel() ? std::min<int64_t>(Ht, rows.max().item<int64_t>() + r + 1) : 0;
+  }
   return PatchmatchShape{target.size(1), Ht, target.size(3), Hs, Ws, row0, row1 - row0, static_cast<int>(r),
                          metric, radius > 0 ? radius : std::max(Hs, Ws), seed};
 }

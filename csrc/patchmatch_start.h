@@ -18,6 +18,7 @@
 // start costs ~33 ms against patch_nn's ~1250 ms: its GEMMs are 16x shorter per pair, over 4x fewer pairs.
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <string_view>
 #include <tuple>
 
@@ -75,20 +76,24 @@ inline at::Tensor start_stand_ins(const at::Tensor& fmap, const at::Tensor& basi
   return cols.view({B, cols.size(1), (H - 1) / stride + 1, (W - 1) / stride + 1});
 }
 
-inline std::tuple<at::Tensor, at::Tensor> call_patch_nn(const at::Tensor& target, const at::Tensor& source,
-                                                        const at::Tensor& target_mask, const at::Tensor& source_valid,
-                                                        int64_t patch_size, std::string_view metric) {
-  static const auto op =
+// patch_nn of op namespace `ops` ("npsynth", or "npsynth_emu" for the emulated CUDA kernels).
+inline std::tuple<at::Tensor, at::Tensor> call_patch_nn(std::string_view ops, const at::Tensor& target,
+                                                        const at::Tensor& source, const at::Tensor& target_mask,
+                                                        const at::Tensor& source_valid, int64_t patch_size,
+                                                        std::string_view metric) {
+  const std::string name = std::string(ops) + "::patch_nn";
+  const auto op =
       c10::Dispatcher::singleton()
-          .findSchemaOrThrow("npsynth::patch_nn", "")
+          .findSchemaOrThrow(name.c_str(), "")
           .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                     const at::Tensor&, int64_t, c10::string_view)>();
   return op.call(target, source, target_mask, source_valid, patch_size,
                  c10::string_view(metric.data(), metric.size()));
 }
 
-// The starting field [B, Ht, Wt]: each masked target's nearest source by stand-in, -1 off the mask.
-inline at::Tensor patchmatch_start_field(const at::Tensor& target, const at::Tensor& source,
+// The starting field [B, Ht, Wt]: each masked target's nearest source by stand-in, -1 off the mask; the
+// search is the patch_nn of op namespace `ops`.
+inline at::Tensor patchmatch_start_field(std::string_view ops, const at::Tensor& target, const at::Tensor& source,
                                          const at::Tensor& target_mask, const at::Tensor& source_valid,
                                          int64_t patch_size, std::string_view metric, const PatchmatchShape& s) {
   at::Tensor field = at::full(target_mask.sizes(), -1, target_mask.options().dtype(at::kLong));
@@ -107,7 +112,7 @@ inline at::Tensor patchmatch_start_field(const at::Tensor& target, const at::Ten
   const at::Tensor s_stand_ins = start_stand_ins(source, basis, patch_size, stride);
   const at::Tensor rows_mask = target_mask.narrow(1, s.t_row0, s.t_rows_h).contiguous();
   const at::Tensor grid_index =
-      std::get<0>(call_patch_nn(t_stand_ins, s_stand_ins, rows_mask, grid_valid, 1, metric));
+      std::get<0>(call_patch_nn(ops, t_stand_ins, s_stand_ins, rows_mask, grid_valid, 1, metric));
   const int64_t Wg = s_stand_ins.size(3);
   const at::Tensor q = grid_index.clamp_min(0);
   const at::Tensor index = q.div(Wg, "floor").mul(stride * s.Ws).add(q.remainder(Wg).mul(stride));

@@ -3,13 +3,40 @@ the autograd formula of texture_loss.
 
 Every op takes features as [C, H, W] (masks [H, W]) or batched [B, C, H, W] (masks [B, H, W]). Checks here
 look only at metadata, so they trace under torch.compile; the checks that need the data (at least one valid
-source, index values in range) run in the C++ entry points.
+source, index values in range) run in the C++ entry points on the CPU and as device-side asserts in the CUDA
+kernels (an error at the next sync, "device-side assert triggered").
+
+Inside `with emulated_cuda():` the wrappers call the CUDA kernels compiled for the host's CUDA emulator
+(torch.ops.npsynth_emu.*, on CPU tensors) instead of torch.ops.npsynth.*: tests run the CUDA code so
+without a GPU (a build with NPSYNTH_CUDA_EMULATION=1; see docs/cuda_emulation.md).
 """
+import contextlib
+
 import torch
 
-from . import _native  # noqa: F401  (loads the library: registers torch.ops.npsynth.*)
+from . import _native
 
 METRICS = ("l2", "cosine")
+NAMESPACES = ("npsynth", "npsynth_emu") if _native.compiled_config().get("cuda_emulation") == "1" else ("npsynth",)
+_emulate_cuda = False  # set by emulated_cuda(); a module global, so torch.compile guards on it
+
+
+@contextlib.contextmanager
+def emulated_cuda():
+    """Run the ops' CUDA kernels under the host's CUDA emulator (CPU tensors) while the block runs."""
+    global _emulate_cuda
+    if "npsynth_emu" not in NAMESPACES:
+        raise RuntimeError("npsynth_ext was built without the CUDA emulator: rebuild with NPSYNTH_CUDA_EMULATION=1")
+    before, _emulate_cuda = _emulate_cuda, True
+    try:
+        yield
+    finally:
+        _emulate_cuda = before
+
+
+def native(name):
+    """The native op `name`: torch.ops.npsynth.<name>, or its emulated CUDA twin inside emulated_cuda()."""
+    return getattr(torch.ops.npsynth_emu if _emulate_cuda else torch.ops.npsynth, name)
 
 
 def _check_features(name, t, rank):
@@ -82,13 +109,16 @@ def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2
     Returns (index, dist), shaped like target_mask: index is the flat source centre y * Ws + x (int64, -1
     where target_mask is false); dist the match's distance (0 where target_mask is false), computed
     exactly for the returned match. Among exactly equal patches any one may win: the search rounds its
-    dot products differently per tile. Results are repeatable run to run. Neither output is differentiable.
+    dot products differently per tile. Results repeat run to run on one device and thread count, and agree
+    across CPU and CUDA up to ties. Non-finite features: every masked target still gets a valid source; NaN
+    distances rank after all others, ties to the smaller index; dist is that match's (non-finite) distance
+    (docs/cuda_emulation.md). Neither output is differentiable.
     """
     _check_search(target, source, target_mask, source_valid, patch_size, metric)
     batched = target.dim() == 4
     # Matching is not differentiable: detach so the outputs never claim a gradient path.
     t, s, m, v = _batched(target.detach(), source.detach(), target_mask, source_valid)
-    index, dist = torch.ops.npsynth.patch_nn(t, s, m, v, patch_size, metric)
+    index, dist = native("patch_nn")(t, s, m, v, patch_size, metric)
     return (index, dist) if batched else (index[0], dist[0])
 
 
@@ -129,7 +159,7 @@ def patchmatch(target, source, target_mask, source_valid, patch_size=3, metric="
     t, s, m, v = _batched(target.detach(), source.detach(), target_mask, source_valid)
     if init_index is not None and not batched:
         init_index = init_index.unsqueeze(0)
-    index, dist = torch.ops.npsynth.patchmatch(t, s, m, v, patch_size, metric, init_index, iters, radius, seed)
+    index, dist = native("patchmatch")(t, s, m, v, patch_size, metric, init_index, iters, radius, seed)
     return (index, dist) if batched else (index[0], dist[0])
 
 
@@ -144,26 +174,22 @@ def texture_loss(target, source, index, target_mask, patch_size=3):
     _check_map("target_mask", target_mask, target, torch.bool)
     _check_map("index", index, target, torch.int64)
     t, s, i, m = _batched(target, source, index, target_mask)
-    return torch.ops.npsynth.texture_loss(t, s, i, m, patch_size)
+    return native("texture_loss")(t, s, i, m, patch_size)
 
 
-@torch.library.register_fake("npsynth::patch_nn")
 def _patch_nn_fake(target, source, target_mask, source_valid, patch_size, metric):
     shape = target_mask.shape
     return target.new_empty(shape, dtype=torch.int64), target.new_empty(shape)
 
 
-@torch.library.register_fake("npsynth::patchmatch")
 def _patchmatch_fake(target, source, target_mask, source_valid, patch_size, metric, init_index, iters, radius, seed):
     return _patch_nn_fake(target, source, target_mask, source_valid, patch_size, metric)
 
 
-@torch.library.register_fake("npsynth::texture_loss")
 def _texture_loss_fake(target, source, index, target_mask, patch_size):
     return target.new_empty(())
 
 
-@torch.library.register_fake("npsynth::texture_loss_backward")
 def _texture_loss_backward_fake(grad, target, source, index, target_mask, patch_size):
     return torch.empty_like(target)
 
@@ -174,14 +200,24 @@ def _texture_loss_setup_context(ctx, inputs, output):
     ctx.patch_size = patch_size
 
 
-def _texture_loss_backward(ctx, grad):
-    target, source, index, target_mask = ctx.saved_tensors
-    grad_target = None
-    if ctx.needs_input_grad[0]:
-        grad_target = torch.ops.npsynth.texture_loss_backward(grad, target, source, index, target_mask, ctx.patch_size)
-    return grad_target, None, None, None, None
+def _texture_loss_backward_of(namespace):
+    """texture_loss's autograd formula, calling the backward op of the forward's own namespace."""
+    backward_op = getattr(torch.ops, namespace).texture_loss_backward
+
+    def backward(ctx, grad):
+        target, source, index, target_mask = ctx.saved_tensors
+        grad_target = None
+        if ctx.needs_input_grad[0]:
+            grad_target = backward_op(grad, target, source, index, target_mask, ctx.patch_size)
+        return grad_target, None, None, None, None
+
+    return backward
 
 
-torch.library.register_autograd(
-    "npsynth::texture_loss", _texture_loss_backward, setup_context=_texture_loss_setup_context
-)
+for _ns in NAMESPACES:
+    torch.library.register_fake(f"{_ns}::patch_nn")(_patch_nn_fake)
+    torch.library.register_fake(f"{_ns}::patchmatch")(_patchmatch_fake)
+    torch.library.register_fake(f"{_ns}::texture_loss")(_texture_loss_fake)
+    torch.library.register_fake(f"{_ns}::texture_loss_backward")(_texture_loss_backward_fake)
+    torch.library.register_autograd(f"{_ns}::texture_loss", _texture_loss_backward_of(_ns),
+                                    setup_context=_texture_loss_setup_context)

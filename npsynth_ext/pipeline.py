@@ -238,12 +238,10 @@ class TextureTerm:
         self.seed = seed  # PatchMatch seeds: seed * 1000 + the number of the re-match
         self.rematches = 0
         self.index = None
+        # Whether the layer has both targets and sources: read once per scale (each read waits for a GPU).
+        self.usable = bool(self.source_valid.any()) and bool(self.target_mask.any())
         sq = F.avg_pool2d(source.pow(2).sum(0)[None, None], PATCH_SIZE, stride=1, padding=PATCH_SIZE // 2)[0, 0]
         self.norm = (sq[self.source_valid].mean() * PATCH_SIZE**2).clamp_min(1e-12) if self.usable else None
-
-    @property
-    def usable(self):
-        return bool(self.source_valid.any()) and bool(self.target_mask.any())
 
     def start_from(self, coarse_field):
         """Begin from the coarser scale's matches of this layer (its full-grid field)."""
@@ -354,7 +352,8 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
             v.clamp_(0, 1)
         done += steps
         bar.update(steps)
-        bar.set_postfix(energy=f"{loss.item():.4g}")
+        if opts.progress:  # reading the energy waits for a GPU: only when someone is watching
+            bar.set_postfix(energy=f"{loss.item():.4g}")
     bar.close()
     return compose(v.detach()), {name: t.full_field() for name, t in terms.items()}
 

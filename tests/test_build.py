@@ -19,6 +19,7 @@ def test_build_info_reports_the_registered_kernels():
         assert set(info["cuda_kernels"]) == OPS and info["cuda_arch_list"]
     else:
         assert info["cuda_kernels"] == []
+    assert set(info["emulated_kernels"]) == (OPS if info["cuda_emulation"] else set())
 
 
 def test_cuda_build_when_required():
@@ -27,3 +28,12 @@ def test_cuda_build_when_required():
         pytest.skip("NPSYNTH_EXPECT_CUDA is not set")
     info = nx.build_info()
     assert info["cuda"] and set(info["cuda_kernels"]) == OPS, info
+
+
+def test_cuda_emulation_when_required():
+    """CI sets NPSYNTH_EXPECT_CUDA_EMULATION=1: there the emulated CUDA kernels must be built, or the
+    cuda_emulated tests would all skip."""
+    if os.environ.get("NPSYNTH_EXPECT_CUDA_EMULATION") != "1":
+        pytest.skip("NPSYNTH_EXPECT_CUDA_EMULATION is not set")
+    info = nx.build_info()
+    assert info["cuda_emulation"] and set(info["emulated_kernels"]) == OPS, info

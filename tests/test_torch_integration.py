@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import npsynth_ext as nx
+from npsynth_ext.ops import native
 from samples import sample_cases
 from test_texture_loss import random_index
 
@@ -23,22 +24,22 @@ def native_args(case, device, requires_grad=False):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_patch_nn(case, metric, device):
     t, s, m, v, _, k = native_args(case, device)
-    torch.library.opcheck(torch.ops.npsynth.patch_nn.default, (t, s, m, v, k, metric))
+    torch.library.opcheck(native("patch_nn").default, (t, s, m, v, k, metric))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_patchmatch(case, device):
     t, s, m, v, index, k = native_args(case, device)
-    torch.library.opcheck(torch.ops.npsynth.patchmatch.default, (t, s, m, v, k, "l2", None, 2, 0, 7))
-    torch.library.opcheck(torch.ops.npsynth.patchmatch.default, (t, s, m, v, k, "cosine", index, 1, 3, 0))
+    torch.library.opcheck(native("patchmatch").default, (t, s, m, v, k, "l2", None, 2, 0, 7))
+    torch.library.opcheck(native("patchmatch").default, (t, s, m, v, k, "cosine", index, 1, 3, 0))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_opcheck_texture_loss(case, device):
     t, s, m, _, index, k = native_args(case, device, requires_grad=True)
-    torch.library.opcheck(torch.ops.npsynth.texture_loss.default, (t, s, index, m, k))
+    torch.library.opcheck(native("texture_loss").default, (t, s, index, m, k))
     grad = torch.tensor(1.5, dtype=t.dtype, device=device)
-    torch.library.opcheck(torch.ops.npsynth.texture_loss_backward.default, (grad, t.detach(), s, index, m, k))
+    torch.library.opcheck(native("texture_loss_backward").default, (grad, t.detach(), s, index, m, k))
 
 
 def test_compile_fullgraph(device):

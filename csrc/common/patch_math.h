@@ -32,20 +32,25 @@ template <typename T>
 NPS_HOST_DEVICE NPS_INLINED T patch_distance_from_dot(T dot, T tn2, T sn2, int metric) {
   if (metric == kMetricL2) {
     const T d = tn2 + sn2 - T(2) * dot;
-    return d > T(0) ? d : T(0);  // cancellation can dip below zero for near-identical patches
+    return d < T(0) ? T(0) : d;  // cancellation can dip below zero for near-identical patches; NaN stays NaN
   }
   const T denom = sqrt(tn2) * sqrt(sn2);
   return T(1) - dot / (denom > T(kCosineEps) ? denom : T(kCosineEps));
 }
 
-// A strict total order on candidate matches: the smaller distance wins and ties go to the smaller source
-// index, so merging partial results in any order (threads, source splits) returns the same match for the
-// same computed distances. (Patches that are equal in exact arithmetic may still get distances that differ
-// in the last bit from the tiled dot products, so the contract does not promise which of them wins.)
-// No match yet (best_j < 0) always loses, so even NaN distances yield a valid index.
+// A strict total order on candidate matches: the smaller distance wins, NaN ranks after every number
+// (+inf included), and ties (two NaNs too) go to the smaller source index. So merging partial results in
+// any order (threads, source splits, backends) returns the same match for the same computed distances,
+// and with non-finite inputs every masked target still gets a valid source: the best finite one if any,
+// else the first at +inf, else the first valid source. (Patches that are equal in exact arithmetic may
+// still get distances that differ in the last bit from the tiled dot products, so the contract does not
+// promise which of them wins.) No match yet (best_j < 0) always loses.
 template <typename T>
 NPS_HOST_DEVICE NPS_INLINED bool nn_better(T d, int64_t j, T best_d, int64_t best_j) {
-  return best_j < 0 || d < best_d || (d == best_d && j < best_j);
+  if (best_j < 0) return true;
+  const bool d_nan = d != d, best_nan = best_d != best_d;
+  if (d_nan || best_nan) return best_nan && (!d_nan || j < best_j);
+  return d < best_d || (d == best_d && j < best_j);
 }
 
 // Squared norm of the patch of a [C, H, W] map centred on (y, x).
@@ -118,6 +123,12 @@ struct TextureBatch {
   int64_t C, Ht, Wt, Hs, Ws;
   int radius;
 };
+
+// Whether target position l = flat (b, y, x) is off the mask or matched to a centre of the source map.
+template <typename T>
+NPS_HOST_DEVICE inline bool texture_index_ok(const TextureBatch<T>& g, int64_t l) {
+  return !g.t_mask[l] || (g.index[l] >= 0 && g.index[l] < g.Hs * g.Ws);
+}
 
 // ||P_i - P_nn(i)||^2 for target position l = flat (b, y, x); zero off the mask.
 template <typename T>

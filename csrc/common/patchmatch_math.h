@@ -65,7 +65,7 @@ using PatchmatchItem = PatchmatchBatch<T>;
 // The shapes and settings of one call.
 struct PatchmatchShape {
   int64_t C, Ht, Wt, Hs, Ws;
-  int64_t t_row0, t_rows_h;  // the target rows copied: the masked rows' span, grown by the patch radius
+  int64_t t_row0, t_rows_h;  // the target rows copied: the masked rows' span grown by the patch radius, or all
   int radius;         // patch radius
   int metric;
   int64_t search;     // largest random-search radius, in source positions

@@ -187,7 +187,11 @@ void patch_nn_one(const T* target, const T* source, const bool* t_mask, const bo
               row[j] = d;
               low = d < low ? d : low;
             }
-            if (!(low < none_d)) continue;
+            if (!(low < none_d)) {  // no finite distance here: rank the valid ones at +inf or NaN by nn_better
+              for (int64_t j = 0; j < ns; ++j)
+                if (centre[j] >= 0) nn_merge(row[j], centre[j], best_d[ti + i], best_j[ti + i]);
+              continue;
+            }
             int64_t j = 0;
             while (row[j] != low) ++j;
             nn_merge(low, centre[j], best_d[ti + i], best_j[ti + i]);
@@ -212,6 +216,7 @@ std::tuple<at::Tensor, at::Tensor> patch_nn_cpu(const at::Tensor& target, const 
                                                 const at::Tensor& target_mask, const at::Tensor& source_valid,
                                                 int64_t patch_size, c10::string_view metric) {
   check_patch_nn(target, source, target_mask, source_valid, patch_size);
+  check_has_valid_source(source_valid);
   const int metric_id = parse_metric(metric);
   const int64_t B = target.size(0), C = target.size(1), Ht = target.size(2), Wt = target.size(3);
   const int64_t Hs = source.size(2), Ws = source.size(3);

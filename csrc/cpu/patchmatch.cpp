@@ -81,9 +81,10 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cpu(const at::Tensor& target, cons
                                                   const std::optional<at::Tensor>& init_index, int64_t iters,
                                                   int64_t radius, int64_t seed) {
   check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
+  check_has_valid_source(source_valid);
   const PatchmatchShape s =
-      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, metric, init_index, s);
+      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed, true);
+  PatchmatchTensors t("npsynth", target, source, target_mask, source_valid, patch_size, metric, init_index, s);
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cpu", [&] {
     patchmatch_cpu_run<scalar_t>(t, s, target.size(0), iters);
   });

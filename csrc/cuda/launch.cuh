@@ -1,11 +1,11 @@
 #pragma once
 // Launch helpers shared by the CUDA kernels: grid-stride loops with a capped grid, launched on the current
-// stream of the tensors' device, checked right after the launch.
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
-
+// stream of the tensors' device (gpu::current_stream()), checked right after the launch. Include it after
+// every other header: it brings in cuda/backend.cuh.
 #include <algorithm>
 #include <cstdint>
+
+#include "cuda/backend.cuh"
 
 namespace npsynth {
 

@@ -9,16 +9,14 @@
 // on the launch shape. Finally each winner's distance is recomputed exactly, as on the CPU.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "common/patch_math.h"
-#include "cuda/launch.cuh"
 #include "op_checks.h"
+#include "cuda/launch.cuh"
 
 namespace npsynth {
 namespace {
@@ -161,37 +159,38 @@ void patch_nn_one(const T* target, const T* source, const at::Tensor& t_mask, co
   const int64_t ns = s_centres.numel();
   const auto opts = at::TensorOptions().device(t_mask.device()).dtype(c10::CppTypeToScalarType<T>::value);
   at::Tensor t_norm2 = at::empty({nt}, opts), s_norm2 = at::empty({ns}, opts);
-  const auto stream = at::cuda::getCurrentCUDAStream();
-  patch_norms_kernel<T><<<grid_for(nt), kBlock, 0, stream>>>(target, t_centres.data_ptr<int64_t>(), nt, sh.C,
-                                                             sh.Ht, sh.Wt, sh.radius, t_norm2.data_ptr<T>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  patch_norms_kernel<T><<<grid_for(ns), kBlock, 0, stream>>>(source, s_centres.data_ptr<int64_t>(), ns, sh.C,
-                                                             sh.Hs, sh.Ws, sh.radius, s_norm2.data_ptr<T>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const auto stream = gpu::current_stream();
+  NPS_LAUNCH(patch_norms_kernel<T>, grid_for(nt), kBlock, stream)(target, t_centres.data_ptr<int64_t>(), nt, sh.C,
+                                                                  sh.Ht, sh.Wt, sh.radius, t_norm2.data_ptr<T>());
+  NPS_LAUNCH_CHECK();
+  NPS_LAUNCH(patch_norms_kernel<T>, grid_for(ns), kBlock, stream)(source, s_centres.data_ptr<int64_t>(), ns, sh.C,
+                                                                  sh.Hs, sh.Ws, sh.radius, s_norm2.data_ptr<T>());
+  NPS_LAUNCH_CHECK();
 
   // Enough blocks for ~4 per SM: split the source tiles when the target tiles alone are too few.
   const int64_t t_tiles = (nt + kTile - 1) / kTile, s_tiles = (ns + kTile - 1) / kTile;
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t sms = gpu::multiprocessor_count();
   const int64_t want = std::min<int64_t>(s_tiles, std::max<int64_t>(1, (4 * sms + t_tiles - 1) / t_tiles));
   const int64_t per_split = (s_tiles + want - 1) / want, splits = (s_tiles + per_split - 1) / per_split;
   at::Tensor partial_d = at::empty({splits, nt}, opts);
   at::Tensor partial_j = at::empty({splits, nt}, opts.dtype(at::kLong));
   const dim3 grid(static_cast<unsigned int>(t_tiles), static_cast<unsigned int>(splits));
-  patch_nn_tile_kernel<T><<<grid, kTileThreads, 0, stream>>>(
+  NPS_LAUNCH(patch_nn_tile_kernel<T>, grid, kTileThreads, stream)(
       target, source, t_centres.data_ptr<int64_t>(), nt, s_centres.data_ptr<int64_t>(), ns, t_norm2.data_ptr<T>(),
       s_norm2.data_ptr<T>(), sh, per_split, partial_d.data_ptr<T>(), partial_j.data_ptr<int64_t>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  patch_nn_finalize_kernel<T><<<grid_for(nt), kBlock, 0, stream>>>(
+  NPS_LAUNCH_CHECK();
+  NPS_LAUNCH(patch_nn_finalize_kernel<T>, grid_for(nt), kBlock, stream)(
       target, source, t_centres.data_ptr<int64_t>(), nt, splits, partial_d.data_ptr<T>(),
       partial_j.data_ptr<int64_t>(), sh, out_index, out_dist);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  NPS_LAUNCH_CHECK();
 }
 
 std::tuple<at::Tensor, at::Tensor> patch_nn_cuda(const at::Tensor& target, const at::Tensor& source,
                                                  const at::Tensor& target_mask, const at::Tensor& source_valid,
                                                  int64_t patch_size, c10::string_view metric) {
   check_patch_nn(target, source, target_mask, source_valid, patch_size);
-  const c10::cuda::CUDAGuard guard(target.device());
+  check_has_valid_source(source_valid);  // a host read, as nonzero() below: patch_nn runs once per scale
+  const gpu::DeviceGuard guard(target.device());
   const NNShape sh{target.size(1), target.size(2), target.size(3), source.size(2), source.size(3),
                    static_cast<int>(patch_size / 2), parse_metric(metric)};
   const int64_t B = target.size(0);
@@ -210,6 +209,6 @@ std::tuple<at::Tensor, at::Tensor> patch_nn_cuda(const at::Tensor& target, const
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(npsynth, CUDA, m) { m.impl("patch_nn", &patch_nn_cuda); }
+NPS_CUDA_LIBRARY_IMPL(m) { m.impl("patch_nn", &patch_nn_cuda); }
 
 }  // namespace npsynth

@@ -4,16 +4,14 @@
 // the line in lockstep through the same per-target steps (common/patchmatch_math.h) as the CPU.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include <optional>
 
 #include "common/patchmatch_math.h"
-#include "cuda/launch.cuh"
 #include "op_checks.h"
 #include "patchmatch_batch.h"
+#include "cuda/launch.cuh"
 
 namespace npsynth {
 namespace {
@@ -42,6 +40,7 @@ __global__ void patchmatch_start_kernel(PatchmatchBatch<T> g, PatchmatchShape s,
   const int64_t nt = s.Ht * s.Wt;
   NPS_WARP_STRIDE(l, n) {
     const int64_t b = l / nt;
+    NPS_KERNEL_ASSERT(g.n_valid[b] > 0, NPS_NO_VALID_SOURCE);
     pm_start<kWarp>(pm_item(g, s, b), s, init + b * nt, l % nt, threadIdx.x % kWarp, WarpSum{});
   }
 }
@@ -65,30 +64,31 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_cuda(const at::Tensor& target, con
                                                    const std::optional<at::Tensor>& init_index, int64_t iters,
                                                    int64_t radius, int64_t seed) {
   check_patchmatch(target, source, target_mask, source_valid, patch_size, init_index, iters, radius);
-  const c10::cuda::CUDAGuard guard(target.device());
+  const gpu::DeviceGuard guard(target.device());
+  // No host reads (the start kernel asserts a valid source): the fill re-matches inside its iterations.
   const PatchmatchShape s =
-      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed);
-  PatchmatchTensors t(target, source, target_mask, source_valid, patch_size, metric, init_index, s);
+      patchmatch_shape(target, source, target_mask, patch_size, parse_metric(metric), radius, seed, false);
+  PatchmatchTensors t(NPS_CUDA_OPS, target, source, target_mask, source_valid, patch_size, metric, init_index, s);
   const int64_t n = t.index.numel();
   if (n == 0) return {t.index, t.dist};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = gpu::current_stream();
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "patchmatch_cuda", [&] {
     const PatchmatchBatch<scalar_t> g = t.batch<scalar_t>();
-    patchmatch_start_kernel<scalar_t><<<warp_grid(n), kBlock, 0, stream>>>(g, s, t.start.data_ptr<int64_t>(), n);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    NPS_LAUNCH(patchmatch_start_kernel<scalar_t>, warp_grid(n), kBlock, stream)(g, s, t.start.data_ptr<int64_t>(), n);
+    NPS_LAUNCH_CHECK();
     for_each_pass(t, s, iters, [&](PatchmatchPass pass, int64_t lines) {
       const int64_t n_lines = lines * target.size(0);
-      patchmatch_pass_kernel<scalar_t><<<warp_grid(n_lines), kBlock, 0, stream>>>(g, s, pass, lines, n_lines);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      NPS_LAUNCH(patchmatch_pass_kernel<scalar_t>, warp_grid(n_lines), kBlock, stream)(g, s, pass, lines, n_lines);
+      NPS_LAUNCH_CHECK();
     });
-    patchmatch_finish_kernel<scalar_t><<<grid_for(n), kBlock, 0, stream>>>(g, s, n);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    NPS_LAUNCH(patchmatch_finish_kernel<scalar_t>, grid_for(n), kBlock, stream)(g, s, n);
+    NPS_LAUNCH_CHECK();
   });
   return {t.index, t.dist};
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(npsynth, CUDA, m) { m.impl("patchmatch", &patchmatch_cuda); }
+NPS_CUDA_LIBRARY_IMPL(m) { m.impl("patchmatch", &patchmatch_cuda); }
 
 }  // namespace npsynth
