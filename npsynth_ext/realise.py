@@ -27,6 +27,7 @@ from .ops import patchmatch
 
 PATCH = 7
 CELL = 4  # pixels per relu3_1 position
+PIXEL_ITERS = 2  # PatchMatch iterations per round
 MAX_EXPONENT = 40.0  # exp(-40) ~ 4e-18: far from float32's smallest normal, 1e-38
 
 

@@ -46,14 +46,15 @@ def test_fill_is_deterministic_on_cpu(photo, net):
 
 
 def test_texture_optimisation_beats_the_prior_alone(net):
-    """On a textured photo the optimised fill is much closer to the photo's own patches than the content
-    prior it starts from (texture energy: mean cosine distance of each hole patch to its nearest patch
-    outside, on relu3_1 and relu4_1), and much sharper."""
+    """On a textured photo the optimisation alone (no pixel step) brings the membrane prior much closer to
+    the photo's own patches (texture energy: mean cosine distance of each hole patch to its nearest patch
+    outside, on relu3_1 and relu4_1), and makes it much sharper."""
     img = np.stack([data.brick()[:128, :128]] * 3, -1)
     mask = np.zeros((128, 128), bool)
     mask[40:88, 40:88] = True
-    prior = nx.fill(img, mask, texture_net=net, iters=(0, 0, 0), progress=False)
-    ours = nx.fill(img, mask, texture_net=net, iters=(30, 10, 10), rematch_every=5, progress=False)
+    neural = dict(content="classical", pixel_rounds=0, progress=False)
+    prior = nx.fill(img, mask, texture_net=net, iters=(0, 0, 0), **neural)
+    ours = nx.fill(img, mask, texture_net=net, iters=(30, 10, 10), rematch_every=5, **neural)
 
     def grow(m):
         return torch.nn.functional.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0
@@ -117,6 +118,8 @@ def test_scale_plan(n, plan):
     (dict(search="approx"), "search"),
     (dict(patchmatch_iters=0), "patchmatch_iters"),
     (dict(max_detail_gain=0.5), "max_detail_gain"),
+    (dict(pixel_rounds=-1), "pixel_rounds"),
+    (dict(pixel_sharpness=0), "pixel_sharpness"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
@@ -221,15 +224,15 @@ def test_coarse_matches_start_the_finer_scale(net, monkeypatch, coarse_matches):
 
 def test_fill_ends_with_the_detail_step(net):
     """The fill's last step is detail.match_sharpness on the working frame (its math is tested in
-    test_detail.py): with fast settings the fill is far softer than the brick around it, so a larger cap
-    gives a sharper hole, and only the hole differs."""
+    test_detail.py): with fast settings and no pixel step the fill is far softer than the brick around
+    it, so a larger cap gives a sharper hole, and only the hole differs."""
     img = np.ascontiguousarray(np.stack([data.brick()[100:228, 100:228]] * 3, -1))
     mask = np.zeros(img.shape[:2], bool)
     mask[32:96, 40:104] = True
     damaged = img.copy()
     damaged[mask] = 0
-    plain = nx.fill(damaged, mask, texture_net=net, max_detail_gain=1, **FAST)
-    detailed = nx.fill(damaged, mask, texture_net=net, max_detail_gain=4, **FAST)
+    plain = nx.fill(damaged, mask, texture_net=net, max_detail_gain=1, pixel_rounds=0, **FAST)
+    detailed = nx.fill(damaged, mask, texture_net=net, max_detail_gain=4, pixel_rounds=0, **FAST)
     assert (detailed[~mask] == damaged[~mask]).all() and (plain[~mask] == damaged[~mask]).all()
 
     def mean_gradient(out):
@@ -237,3 +240,29 @@ def test_fill_ends_with_the_detail_step(net):
         return np.hypot(np.diff(g, axis=0)[:, :-1], np.diff(g, axis=1)[:-1, :])[mask[:-1, :-1]].mean()
 
     assert mean_gradient(detailed) > 1.3 * mean_gradient(plain)
+
+
+def checker(n, period=8):
+    """A colour pattern that repeats every `period` pixels in both directions: any hole in it has an
+    exact answer made of the photo's own pixels."""
+    y, x = np.mgrid[:n, :n]
+    r = 128 + 100 * np.sin(2 * np.pi * x / period)
+    g = 128 + 100 * np.cos(2 * np.pi * y / period)
+    b = 60 + 40 * ((x // (period // 2) + y // (period // 2)) % 2)
+    return np.stack([r, g, b], -1).round().astype(np.uint8)
+
+
+def test_the_default_fill_rebuilds_a_repeating_pattern_from_its_own_pixels(net):
+    """The patch prior and the pixel step build the hole from copies of known patches: on an exactly
+    repeating pattern the default fill is the pattern itself, while the optimisation alone, from the
+    membrane prior, leaves it soft."""
+    img = checker(128)
+    mask = np.zeros((128, 128), bool)
+    mask[44:84, 40:88] = True
+    damaged = img.copy()
+    damaged[mask] = 0
+    out = nx.fill(damaged, mask, texture_net=net, **FAST)
+    err = np.abs(out.astype(int) - img.astype(int))[mask].max(-1)
+    assert (err <= 3).mean() > 0.95, f"only {(err <= 3).mean():.1%} of the hole matches the pattern"
+    neural = nx.fill(damaged, mask, texture_net=net, content="classical", pixel_rounds=0, **FAST)
+    assert (np.abs(neural.astype(int) - img.astype(int))[mask].max(-1) <= 3).mean() < 0.5
