@@ -85,6 +85,12 @@ def build_parser():
     p.add_argument("--search", choices=["patchmatch", "exact"], default=defaults.search,
                    help="nearest-neighbour search when re-matching: patchmatch from the previous matches, or "
                         "exact every time (slower) (default %(default)s)")
+    p.add_argument("--prior", choices=["patches", "classical"], default=defaults.content,
+                   help="the first guess of the hole: patches (rebuilt from the photo's pixels, coarse to fine) or "
+                        "classical (a smooth membrane) (default %(default)s)")
+    p.add_argument("--pixel-rounds", type=int, default=defaults.pixel_rounds, metavar="N",
+                   help="after each scale, rebuild the hole from the photo's own pixels in N rounds of pixel "
+                        "PatchMatch and voting; 0 keeps the optimisation's pixels (default %(default)s)")
     p.add_argument("--max-detail-gain", type=float, default=defaults.max_detail_gain, metavar="G",
                    help="amplify the hole's finest detail, by at most G, until it is as sharp as the photo "
                         "around it; 1 turns this off (default %(default)s)")
@@ -93,7 +99,7 @@ def build_parser():
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
     p.add_argument("--content-weights", metavar="MODEL",
                    help="a content network trained with python -m npsynth_ext.train_content, as the content prior "
-                        "instead of the classical one")
+                        "instead of --prior")
     return p
 
 
@@ -166,6 +172,7 @@ def fill_options(args):
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     return pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
                                 search=args.search, max_detail_gain=args.max_detail_gain,
+                                content=args.prior, pixel_rounds=args.pixel_rounds,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights,
                                 content_weights=args.content_weights, device=args.device, seed=args.seed,
                                 progress=not args.quiet, save_steps=args.save_steps)

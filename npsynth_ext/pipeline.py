@@ -1,7 +1,9 @@
 """The three-scale fill (Yang et al. 2017), top to bottom.
 
-fill(image, mask) frames the hole (masks.plan_frame), then at frame/4, frame/2 and frame (scales below
-128px are skipped: a 256 frame is worked at 128 and 256) solves for the hole pixels x only:
+fill(image, mask) frames the hole (masks.plan_frame). The content prior fills the hole at frame/4 with a
+first guess (default "patches": pixel PatchMatch from a 32-px pyramid level up, so the guess has the
+photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped: a 256 frame is
+worked at 128 and 256) it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -18,8 +20,15 @@ and held constant in between, as in the paper. Matching is exact (patch_nn) only
 match: later re-matches run a few PatchMatch iterations from the previous matches (coarse_matches=True
 also starts each finer scale from the coarser scale's matches, upsampled). Each step runs VGG only on a window
 around the hole wide enough that every feature the texture term reads is exactly what the whole frame
-would give (vgg_window). Last, the hole's finest detail is amplified until it is as sharp as the photo
-around it (detail.match_sharpness). Pixels outside the hole never change.
+would give (vgg_window).
+
+Each scale ends with the pixel step (realise.py): the optimised hole guides a rebuild from real pixels
+of the photo, starting from the relu3_1 matches carried down to pixels (first scale) or from the coarser
+scale's pixel matches, doubled; the next scale starts from the vote of those matches at its own
+resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
+texture, so the hole is as sharp as its surroundings and conflicting matches are not blended into
+ghosts. An optional last step (detail.match_sharpness, off by default) amplifies the hole's finest band.
+Pixels outside the hole never change.
 """
 import os
 import time
@@ -50,20 +59,17 @@ class FillOptions:
     # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
     search: str = "patchmatch"
     patchmatch_iters: int = 2  # PatchMatch iterations per re-match, from the previous matches
-    # Start each finer scale's matches from the coarser scale's, upsampled, instead of an exact search.
-    # Measured on the quality harness: ~1.5 s faster per 512 fill, fills ~0.05 sharper but ~0.1 dB less
-    # faithful (astronaut blob then misses the PSNR target by 0.04 dB), so it is off by default.
+    # Start each finer scale's matches from the coarser scale's, upsampled, instead of an exact search:
+    # faster, but the first match then inherits the coarser scale's mistakes (see docs/history.md).
     coarse_matches: bool = False
     # Patch matching per scale (one name for all, or three). "cosine" (the authors' code) ignores feature
     # magnitude, so a blurry start still matches textured patches; "l2" (the paper's) keeps magnitudes, so
-    # at the finest scale smooth areas stay smooth (measured: all-cosine adds noise to blob holes, all-l2
-    # leaves centre holes blurry).
+    # at the finest scale smooth areas stay smooth.
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
-    # The last step amplifies the hole's finest detail until it is as sharp as the photo around it, by at
-    # most this factor (1: off); see detail.py. Measured on the quality harness: it takes "at least 90% of
-    # PatchMatch's sharpness" from 8 to 12 of 12 cases, for 0 to 0.46 dB of PSNR (gravel most); the cap
-    # binds on astronaut, rocket and chelsea centre, where the ring is sharper than the hole can be.
+    # An optional last step amplifies the hole's finest detail until it is as sharp as the photo around it,
+    # by at most this factor (1: off, the default: the pixel step already copies the photo's own detail,
+    # and amplifying a fill's residual softness shows as noise); see detail.py.
     max_detail_gain: float = 1.0
     # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
     # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by

@@ -123,20 +123,35 @@ class PixelMatcher:
         return self.vote(rgb, index, dist, sharpness)
 
 
-PRIOR_COARSEST = 32  # the prior's pyramid starts at this side (the hole is then a few patches across)
+PRIOR_COARSEST = 32  # the prior's pyramid starts at this side at the lowest
+PRIOR_MIN_RADIUS = 3  # ... and only at levels where the hole is at least this many pixels from edge to middle
 PRIOR_ROUNDS = 4
 PRIOR_ITERS = 2
 PRIOR_SHARPNESS = 0.5
 
 
+def hole_radius(hole):
+    """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that leave
+    some of it (a 14-px brush stroke: 7; a 256-px box: 128)."""
+    radius, core = 0, hole
+    while core.any():
+        core = -F.max_pool2d(-core[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+        radius += 1
+    return radius
+
+
 def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
-    """A first guess of the hole with the photo's structure: pixel EM from a PRIOR_COARSEST-px pyramid
-    level up to the frame's side, each level starting from the vote of the coarser level's doubled field
+    """A first guess of the hole with the photo's structure: pixel EM from a coarse pyramid level up to
+    the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
+    than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
+    patches many times its width, far from the pixels around it), each level starting from the vote of the coarser level's doubled field
     (classic PatchMatch inpainting, Barnes et al. 2009). `smooth_fill(known, hole)` starts the coarsest
     level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
+    radius = hole_radius(hole)
     sizes = [n]
-    while sizes[-1] // 2 >= PRIOR_COARSEST and sizes[-1] % 2 == 0:
+    while (sizes[-1] // 2 >= PRIOR_COARSEST and sizes[-1] % 2 == 0
+           and radius * (sizes[-1] // 2) / n >= PRIOR_MIN_RADIUS):
         sizes.append(sizes[-1] // 2)
     x, field = None, None
     for k, size in enumerate(reversed(sizes)):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, double_field
+from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, double_field, hole_radius
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -109,3 +109,33 @@ def test_padding_and_hole_are_never_sources():
     for y, x in zip(ys.tolist(), xs.tolist()):
         assert r <= y < n - r and r <= x < 25 - r, (y, x)
         assert not hole[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].any()
+
+
+@pytest.mark.parametrize("rows,cols,want", [(7, 14, 4), (1, 1, 1), (8, 30, 4), (20, 3, 2)])
+def test_hole_radius_counts_erosions_to_the_middle(rows, cols, want):
+    hole = torch.zeros(40, 40, dtype=torch.bool)
+    hole[5:5 + rows, 2:2 + cols] = True
+    assert hole_radius(hole) == want
+
+
+def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
+    """A 128-px frame: a 64-px box starts the pyramid at 32 px, a 4-px-wide stroke at the frame itself."""
+    from npsynth_ext import realise
+
+    def levels(hole):
+        seen = []
+        monkeypatch.setattr(realise, "PixelMatcher", lambda h, inside: seen.append(h.shape[-1]) or _Unusable())
+        realise.patch_prior(torch.rand(3, 128, 128), hole, torch.ones(128, 128, dtype=torch.bool),
+                            lambda known, mask: known)
+        return seen
+
+    box = torch.zeros(128, 128, dtype=torch.bool)
+    box[32:96, 32:96] = True
+    stroke = torch.zeros(128, 128, dtype=torch.bool)
+    stroke[60:64, 10:120] = True
+    assert levels(box) == [32, 64, 128]
+    assert levels(stroke) == [128]
+
+
+class _Unusable:
+    usable = False
