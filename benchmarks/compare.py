@@ -156,6 +156,18 @@ def search_table(device, repeats):
                   f"{times['patch_nn'] / times[name]:10.1f}x | {gap() - 1:+7.2%} |", flush=True)
 
 
+def vgg_unit_seconds(net, device, repeats):
+    """Median seconds of one VGG-19 forward+backward to relu4_1 on a 512x512 image: the unit fill times
+    are given in, so machines of different speed compare."""
+    x = torch.rand(1, 3, 512, 512, device=device, requires_grad=True)
+
+    def once():
+        sum(f.square().mean() for f in net(x).values()).backward()
+
+    once()
+    return median_seconds(once, device, repeats)
+
+
 def end_to_end_fill(device, repeats):
     """The demo fill (photo with a centre hole half its side) with default options at frames of 128, 256
     and 512: median total and the per-scale split of the median run."""
@@ -167,8 +179,10 @@ def end_to_end_fill(device, repeats):
     from npsynth_ext.vgg import load_texture_net
 
     net = load_texture_net(device=device)
+    unit = vgg_unit_seconds(net, device, repeats)
     print(f"\nend-to-end fill of the demo photo (hole: the centre half of each side), default options, "
-          f"{repeats} runs")
+          f"{repeats} runs; VGG unit (VGG-19 forward+backward to relu4_1 at 512x512, this process): "
+          f"{unit * 1e3:.1f} ms")
     for side in (128, 256, 512):
         image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy()
         hole = np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0
@@ -182,7 +196,8 @@ def end_to_end_fill(device, repeats):
         total, timings = runs[len(runs) // 2]
         split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
         every = ", ".join(f"{r[0]:.1f}" for r in runs)
-        print(f"  {side}x{side}: median {total:.1f} s ({split}); all runs {every} s", flush=True)
+        print(f"  {side}x{side}: median {total:.1f} s = {total / unit:.1f} VGG units ({split}); all runs {every} s",
+              flush=True)
 
 
 if __name__ == "__main__":

