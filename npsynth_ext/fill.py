@@ -72,7 +72,8 @@ def build_parser():
     p.add_argument("--demo", action="store_true", help="fill the bundled demo photo's 256x256 centre hole")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-steps", metavar="DIR", help="also write each scale's result into DIR")
+    p.add_argument("--save-steps", metavar="DIR",
+                   help="also write each scale's result into DIR, a folder per frame: DIR/frame1/scale1_128.png, ...")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars, no 'wrote' line (folder mode still prints its summary line)")
     defaults = pipeline.FillOptions()

@@ -3,8 +3,10 @@
 The paper works on a 512x512 frame with a 256x256 hole in its middle. We do the same for any image and any
 hole: take the hole's bounding box, grow it into a square about twice the hole's size (at least MIN_FRAME),
 centre it on the hole and slide it to stay inside the image where it can; what still falls outside the
-image is padded by reflection and marked as padding (never a source of texture). A frame larger than
-max_frame is worked on downscaled. Only hole pixels are ever written back.
+image is padded by reflection and marked as padding (never a source of texture). A hole of several
+separate regions gets a frame per region, or per group of regions whose frames would overlap
+(plan_frames). A frame larger than max_frame is worked on downscaled. Only hole pixels are ever written
+back.
 """
 from dataclasses import dataclass
 
@@ -75,14 +77,13 @@ def check_max_frame(max_frame):
         raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}, got {max_frame}")
 
 
-def plan_frame(mask, max_frame=512):
-    """The working frame for a hole: twice the hole's extent (but not past the image's larger side), at
-    least MIN_FRAME, a multiple of FRAME_MULTIPLE, centred on the hole and kept inside the image where
-    possible."""
+def frame_for_box(box, image_hw, max_frame=512):
+    """The working frame for a hole whose bounding box is (y0, y1, x0, x1) in an image of image_hw: twice
+    the hole's extent (but not past the image's larger side), at least MIN_FRAME, a multiple of
+    FRAME_MULTIPLE, centred on the hole and kept inside the image where possible."""
     check_max_frame(max_frame)
-    H, W = mask.shape
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    H, W = image_hw
+    y0, y1, x0, x1 = (int(v) for v in box)
     extent = max(y1 - y0, x1 - x0)
 
     def round_up(v):
@@ -101,6 +102,49 @@ def plan_frame(mask, max_frame=512):
 
     work = min(side, max_frame)
     return Frame(place(y0, y1, H), place(x0, x1, W), int(side), int(work))
+
+
+def plan_frames(mask, max_frame=512):
+    """The working frames of a hole made of several regions, so that the work grows with the holes rather
+    than with the photo: each connected region (8-neighbours) gets the frame of its box (frame_for_box), and
+    regions whose frames overlap are framed together, until no two frames share an image pixel. Every hole
+    pixel then lies in exactly one frame and no frame holds another frame's hole, so each frame is filled
+    from its own surroundings (its hole is the mask within it). Frames come in the order of their regions'
+    first pixels (top to bottom, left to right)."""
+    from scipy import ndimage
+    from scipy.sparse.csgraph import connected_components
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    boxes = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)])
+    while True:
+        frames = [frame_for_box(box, mask.shape, max_frame) for box in boxes]
+        count, group = connected_components(frames_overlap(frames, mask.shape), directed=False)
+        if count == len(frames):
+            return frames
+        boxes = np.array([union_box(boxes[group == g]) for g in range(count)])
+
+
+def union_box(boxes):
+    """The bounding box (y0, y1, x0, x1) of boxes [n, 4] given the same way."""
+    return boxes[:, 0].min(), boxes[:, 1].max(), boxes[:, 2].min(), boxes[:, 3].max()
+
+
+def frames_overlap(frames, image_hw):
+    """[n, n] bool: whether frames i and j share a pixel of the image (padding outside it does not count)."""
+    spans = np.array([(rows.start, rows.stop, cols.start, cols.stop)
+                      for rows, cols in (image_span(f, image_hw) for f in frames)])
+
+    def intersect(lo, hi):
+        return (lo[:, None] < hi[None, :]) & (lo[None, :] < hi[:, None])
+
+    return intersect(spans[:, 0], spans[:, 1]) & intersect(spans[:, 2], spans[:, 3])
+
+
+def image_span(frame, image_hw):
+    """(rows, columns): the slices of the image that the frame covers."""
+    H, W = image_hw
+    return (slice(max(frame.y0, 0), min(frame.y0 + frame.side, H)),
+            slice(max(frame.x0, 0), min(frame.x0 + frame.side, W)))
 
 
 def crop_frame(image, mask, frame):
@@ -144,13 +188,15 @@ def downscale_mask(mask, size):
 
 def paste_frame(image_u8, mask, frame, filled):
     """Write the hole pixels of `filled` (the frame's result, [3, work, work] float 0..1) into a copy of
-    image_u8 (H, W, 3 uint8); every pixel outside the mask keeps its original bytes."""
+    image_u8 (H, W, 3 uint8): the mask's pixels within the frame; every other pixel keeps its bytes."""
     H, W, _ = image_u8.shape
     s = frame.side
     if frame.work != s:
         filled = F.interpolate(filled[None], size=(s, s), mode="bicubic", align_corners=False)[0]
     values = (filled.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     out = image_u8.copy()
-    ys, xs = np.nonzero(mask)
+    rows, cols = image_span(frame, (H, W))
+    ys, xs = np.nonzero(mask[rows, cols])
+    ys, xs = ys + rows.start, xs + cols.start
     out[ys, xs] = values[ys - frame.y0, xs - frame.x0]
     return out

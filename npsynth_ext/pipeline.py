@@ -1,9 +1,10 @@
 """The three-scale fill (Yang et al. 2017), top to bottom.
 
-fill(image, mask) frames the hole (masks.plan_frame). The content prior fills the hole at frame/4 with a
-first guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a coarse pyramid level
-up, so the guess has the photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped: a 256 frame is
-worked at 128 and 256) it solves for the hole pixels x only:
+fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, or per group of regions
+close together) and fills the frames one by one. The content prior fills the hole at frame/4 with a first
+guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a coarse pyramid level up, so
+the guess has the photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped:
+a 256 frame is worked at 128 and 256) it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -23,8 +24,7 @@ around the hole wide enough that every feature the texture term reads is exactly
 would give (vgg_window).
 
 With pixel_rounds > 0, each scale ends with the pixel step (realise.py): the optimised hole guides a
-rebuild from real pixels
-of the photo, starting from the relu3_1 matches carried down to pixels (first scale) or from the coarser
+rebuild from real pixels of the photo, starting from the relu3_1 matches carried down to pixels (first scale) or from the coarser
 scale's pixel matches, doubled; the next scale starts from the vote of those matches at its own
 resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
 texture, so the hole is as sharp as its surroundings and conflicting matches are not blended into
@@ -32,6 +32,7 @@ ghosts. The last step (detail.match_sharpness; max_detail_gain=1 turns it off) a
 finest band until it is as sharp as the photo around it.
 Pixels outside the hole never change.
 """
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class FillOptions:
     device: str = "cpu"
     seed: int = 0
     progress: bool = True  # a tqdm bar per scale
-    save_steps: str = None  # folder to write each scale's result into (scale1_128.png, ...)
+    save_steps: str = None  # folder to write each scale's result into (frame1/scale1_128.png, ...)
     texture_net: object = field(default=None, repr=False)  # a loaded vgg.TextureNet, to reuse across fills
 
     def __post_init__(self):
@@ -133,16 +134,35 @@ def fill(image, mask, **options):
 
 
 def fill_u8(image_u8, hole_full, opts, timings=None):
-    """The fill on a checked (H, W, 3) uint8 image and bool mask. If `timings` is a dict, each scale's
-    side is mapped to its seconds there."""
+    """The fill on a checked (H, W, 3) uint8 image and bool mask: each of the hole's frames
+    (masks.plan_frames) in turn, one VGG network for all. If `timings` is a dict, each scale's side is
+    mapped to its seconds there (summed over the frames)."""
     net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
-    frame = masks_mod.plan_frame(hole_full, opts.max_frame)
+    frames = masks_mod.plan_frames(hole_full, opts.max_frame)
     image = torch.from_numpy(image_u8.copy()).permute(2, 0, 1).float() / 255
-    rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
-    with torch.random.fork_rng(devices=[]):  # seed our work without disturbing the caller's generator
-        torch.manual_seed(opts.seed)
-        result = synthesize(net, rgb, hole, inside, opts, timings)
-    return masks_mod.paste_frame(image_u8, hole_full, frame, result.cpu())
+    out = image_u8
+    for number, frame in enumerate(_frames_progress(frames, opts.progress), 1):
+        rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
+        frame_timings = {}
+        with torch.random.fork_rng(devices=[]):  # seed our work without disturbing the caller's generator
+            torch.manual_seed(opts.seed)
+            result = synthesize(net, rgb, hole, inside, frame_options(opts, number), frame_timings)
+        out = masks_mod.paste_frame(out, hole_full, frame, result.cpu())
+        if timings is not None:
+            for size, seconds in frame_timings.items():
+                timings[size] = timings.get(size, 0) + seconds
+    return out
+
+
+def frame_options(opts, number):
+    """The options for frame `number` (from 1): the same, but its scales saved in save_steps/frame<number>
+    so that frames do not overwrite each other's. A shallow copy: the checked options and the loaded
+    networks are shared, not checked and loaded again."""
+    if not opts.save_steps:
+        return opts
+    frame_opts = copy.copy(opts)
+    frame_opts.save_steps = os.path.join(opts.save_steps, f"frame{number}")
+    return frame_opts
 
 
 def scale_plan(n, iters, metrics):
@@ -372,6 +392,13 @@ def _progress(total, label, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=label, unit="it", disable=not enabled, leave=False)
+
+
+def _frames_progress(frames, enabled):
+    """The frames, counted by a bar above the scales' bars when there are several."""
+    from tqdm.auto import tqdm
+
+    return tqdm(frames, desc="frames", unit="frame", disable=not enabled or len(frames) < 2, leave=False)
 
 
 def save_png(rgb, path):

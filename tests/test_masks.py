@@ -68,7 +68,7 @@ def test_frame_contains_hole_and_follows_rules(name):
     H, W, (y0, y1, x0, x1) = HOLES[name]
     mask = np.zeros((H, W), bool)
     mask[y0:y1, x0:x1] = True
-    f = M.plan_frame(mask, max_frame=256)
+    [f] = M.plan_frames(mask, max_frame=256)
     assert f.side % M.FRAME_MULTIPLE == 0 and f.side >= M.MIN_FRAME
     assert f.y0 <= y0 and f.y0 + f.side >= y1 and f.x0 <= x0 and f.x0 + f.side >= x1, "hole outside frame"
     extent = max(y1 - y0, x1 - x0)
@@ -104,7 +104,7 @@ def test_crop_then_paste_changes_only_the_hole(name, max_frame):
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     mask = np.zeros((H, W), bool)
     mask[y0:y1, x0:x1] = True
-    f = M.plan_frame(mask, max_frame)
+    [f] = M.plan_frames(mask, max_frame)
     rgb, hole, inside = M.crop_frame(torch.from_numpy(image).permute(2, 0, 1).float() / 255, mask, f)
     assert rgb.shape == (3, f.work, f.work) and hole.shape == inside.shape == (f.work, f.work)
     assert hole.sum() >= mask.sum() * (f.work / f.side) ** 2 * 0.99 and not (hole & ~inside).any()
@@ -130,3 +130,70 @@ def test_api_masks_follow_the_mask_file_rule():
     assert (to_mask(torch.from_numpy(rgb)) == want).all()
     grey_alpha = np.stack([want.astype(np.uint8) * 200, np.full((4, 5), 255, np.uint8)], -1)
     assert (to_mask(Image.fromarray(grey_alpha, "LA")) == want).all()
+
+
+def holes_at(hw, *boxes):
+    """A bool mask of size hw with a rectangle hole at each (y0, y1, x0, x1)."""
+    mask = np.zeros(hw, bool)
+    for y0, y1, x0, x1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def check_frames_partition_the_hole(mask, frames):
+    """No two frames share an image pixel, and every hole pixel lies in one of them."""
+    overlap = M.frames_overlap(frames, mask.shape)
+    assert (overlap == np.eye(len(frames), dtype=bool)).all(), "frames overlap"
+    covered = np.zeros_like(mask)
+    for f in frames:
+        covered[M.image_span(f, mask.shape)] = True
+    assert covered[mask].all(), "a hole pixel is in no frame"
+
+
+def test_separate_holes_get_frames_of_their_own():
+    mask = holes_at((427, 640), (20, 70, 30, 90), (360, 410, 560, 620))  # two 60x50 holes, opposite corners
+    frames = M.plan_frames(mask, max_frame=512)
+    assert [f.side for f in frames] == [128, 128]
+    assert frames[0] == M.frame_for_box((20, 70, 30, 90), mask.shape) and frames[1].y0 > 200, "not in order"
+    check_frames_partition_the_hole(mask, frames)
+
+
+def test_regions_whose_frames_overlap_share_one():
+    """Two holes 80 px apart would get overlapping 128 frames: one frame, twice their extent, takes both.
+    A third hole below the first, whose own frame overlaps neither, joins when that larger frame reaches
+    it."""
+    pair = [(100, 120, 100, 120), (100, 120, 200, 220)]
+    frames = M.plan_frames(holes_at((400, 600), *pair))
+    assert len(frames) == 1 and frames[0].side == 256
+    third = (250, 270, 100, 120)
+    own = [M.frame_for_box(b, (400, 600)) for b in pair + [third]]
+    assert M.frames_overlap(own, (400, 600))[2, :2].sum() == 0, "the third hole's frame should start apart"
+    chain = holes_at((400, 600), *pair, third)
+    frames = M.plan_frames(chain)
+    assert len(frames) == 1
+    check_frames_partition_the_hole(chain, frames)
+
+
+def test_regions_touching_by_a_corner_are_one_region():
+    mask = holes_at((300, 300), (100, 110, 100, 110), (110, 120, 110, 120))
+    assert len(M.plan_frames(mask)) == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_frames_of_many_random_holes_partition_the_hole(seed):
+    rng = np.random.default_rng(seed)
+    H, W, n = 900, 1300, 8
+    boxes = [(y, y + h, x, x + w) for y, x, h, w in zip(rng.integers(0, H - 40, n), rng.integers(0, W - 40, n),
+                                                         rng.integers(1, 40, n), rng.integers(1, 40, n))]
+    mask = holes_at((H, W), *boxes)
+    frames = M.plan_frames(mask, max_frame=256)
+    check_frames_partition_the_hole(mask, frames)
+    assert all(mask[M.image_span(f, mask.shape)].any() for f in frames), "a frame without a hole"
+
+
+def test_paste_writes_only_the_hole_within_its_frame():
+    mask = holes_at((427, 640), (20, 70, 30, 90), (360, 410, 560, 620))
+    image = np.zeros((427, 640, 3), np.uint8)
+    first = M.plan_frames(mask)[0]
+    out = M.paste_frame(image, mask, first, torch.ones(3, first.work, first.work))
+    assert (out[20:70, 30:90] == 255).all() and out.sum() == 60 * 50 * 3 * 255

@@ -94,9 +94,30 @@ def test_api_keeps_the_callers_image_kind(photo, net):
 def test_save_steps_writes_each_scale(photo, net, tmp_path):
     img, mask = photo
     nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path), **FAST)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["scale1_128.png"]  # a 128 frame has one scale: smaller ones are skipped
-    assert Image.open(tmp_path / "scale1_128.png").size == (128, 128)
+    names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png"))
+    assert names == ["frame1/scale1_128.png"]  # a 128 frame has one scale: smaller ones are skipped
+    assert Image.open(tmp_path / "frame1/scale1_128.png").size == (128, 128)
+
+
+def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_path):
+    """Two small holes in opposite corners: two 128 frames, each holding only its own hole, filled one
+    after the other; only the holes' pixels change, and each frame's steps go to a folder of its own."""
+    from npsynth_ext import pipeline
+
+    frames = []
+    real = pipeline.synthesize
+    monkeypatch.setattr(pipeline, "synthesize", lambda net, rgb, hole, *rest: frames.append(
+        (rgb.shape[-1], int(hole.sum()))) or real(net, rgb, hole, *rest))
+    img = np.asarray(Image.fromarray(data.coffee()).resize((640, 427), Image.BICUBIC)).copy()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[20:70, 30:90] = True
+    mask[360:410, 560:620] = True
+    out = nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path), **FAST)
+    assert frames == [(128, 60 * 50), (128, 60 * 50)]
+    assert (out[~mask] == img[~mask]).all()
+    assert (out[20:70, 30:90] != img[20:70, 30:90]).any() and (out[360:410, 560:620] != img[360:410, 560:620]).any()
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png")) == [
+        "frame1/scale1_128.png", "frame2/scale1_128.png"]
 
 
 @pytest.mark.parametrize("n,plan", [
