@@ -24,9 +24,9 @@ around the hole wide enough that every feature the texture term reads is exactly
 would give (vgg_window).
 
 With pixel_rounds > 0, each scale ends with the pixel step (realise.py): the optimised hole guides a
-rebuild from real pixels of the photo, starting from the relu3_1 matches carried down to pixels (first scale) or from the coarser
-scale's pixel matches, doubled; the next scale starts from the vote of those matches at its own
-resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
+rebuild from real pixels of the photo, starting from the relu3_1 matches carried down to pixels (first
+scale) or from the coarser scale's pixel matches, doubled; the next scale starts from the vote of those
+matches at its own resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
 texture, so the hole is as sharp as its surroundings and conflicting matches are not blended into
 ghosts. The last step (detail.match_sharpness; max_detail_gain=1 turns it off) amplifies the hole's
 finest band until it is as sharp as the photo around it.
