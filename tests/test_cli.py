@@ -183,3 +183,20 @@ def test_prior_and_pixel_rounds_reach_the_pipeline(files, capsys, monkeypatch):
     code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "o2.png", "--pixel-rounds", "-2",
                         *FAST)
     assert code == 2 and "pixel_rounds must be >= 0" in err and not (d / "o2.png").exists()
+
+
+def test_the_cli_says_when_max_frame_downscales(tmp_path, capsys):
+    """A 200x200 hole in a 300x400 photo has a 416 px frame: --max-frame 256 works it at 256 and says so
+    on stderr (not with --quiet); without the cap nothing is said."""
+    from skimage import data
+
+    Image.fromarray(data.coffee()[:300, :400]).save(tmp_path / "in.png")
+    box = ["--box", 100, 50, 200, 200]
+    code, err = run_cli(capsys, tmp_path / "in.png", *box, "-o", tmp_path / "a.png", "--iters", 1, 0, 0,
+                        "--max-frame", 256)
+    assert code == 0, err
+    assert "frame 1 of 1 is 416 px, worked at 256 px (--max-frame 256)" in err
+    code, err = run_cli(capsys, tmp_path / "in.png", *box, "-o", tmp_path / "b.png", "--iters", 1, 0, 0)
+    assert code == 0 and "--max-frame" not in err
+    code, err = run_cli(capsys, tmp_path / "in.png", *box, "-o", tmp_path / "c.png", "--max-frame", 256, *FAST)
+    assert code == 0 and "--max-frame" not in err

@@ -81,6 +81,27 @@ def test_frame_contains_hole_and_follows_rules(name):
     assert f.work == min(f.side, 256)
 
 
+@pytest.mark.parametrize("extent,side,levels", [(60, 128, 1), (250, 512, 3), (500, 1024, 4), (510, 1024, 4),
+                                                (530, 1088, 4), (1000, 2048, 5), (1030, 2176, 5)])
+def test_large_frames_halve_exactly_down_to_128(extent, side, levels):
+    """Twice the hole, rounded up so that every level halves exactly and stays on relu4_1's 8-pixel grid;
+    worked at the frame's own side when there is no cap."""
+    mask = np.zeros((3000, 4000), bool)
+    mask[100:100 + extent, 200:200 + extent] = True
+    [f] = M.plan_frames(mask)
+    sides = M.level_sides(f.side)
+    assert f.side == f.work == side and len(sides) == levels and 128 <= sides[0] < 256
+    assert all(fine == 2 * coarse for coarse, fine in zip(sides, sides[1:])) and all(s % 8 == 0 for s in sides)
+
+
+def test_max_frame_must_be_a_side_a_frame_can_have():
+    for good in (None, 128, 512, 992, 1024, 1088, 2048):
+        M.check_max_frame(good)
+    for bad in (100, 500, 1056, 2112):
+        with pytest.raises(ValueError, match="max_frame must be"):
+            M.check_max_frame(bad)
+
+
 def test_reflect_matches_numpy_pad():
     for size in (1, 2, 5):
         idx = torch.arange(-13, size + 13)

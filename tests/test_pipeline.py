@@ -122,7 +122,9 @@ def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_
 
 @pytest.mark.parametrize("n,plan", [
     (512, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c")]), (256, [(128, 7, "a"), (256, 9, "c")]),
-    (128, [(128, 7, "a")]), (1024, [(256, 7, "a"), (512, 8, "b"), (1024, 9, "c")])])
+    (128, [(128, 7, "a")]), (384, [(192, 7, "a"), (384, 9, "c")]), (768, [(192, 7, "a"), (384, 8, "b"), (768, 9, "c")]),
+    (1024, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c"), (1024, 9, "c")]),
+    (2048, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c"), (1024, 9, "c"), (2048, 9, "c")])])
 def test_scale_plan(n, plan):
     from npsynth_ext.pipeline import scale_plan
 
@@ -132,6 +134,7 @@ def test_scale_plan(n, plan):
 @pytest.mark.parametrize("bad,match", [
     (dict(alpha=-1), "alpha and beta"),
     (dict(iters=(1, 2)), "three"),
+    (dict(max_frame=1056), "max_frame"),  # a multiple of 32, but a 1024+ frame has four levels: 64
     (dict(rematch_every=0), "rematch_every"),
     (dict(layers=("relu5_1",)), "layers"),
     (dict(metric="l1"), "metric"),
@@ -287,3 +290,49 @@ def test_the_pixel_route_rebuilds_a_repeating_pattern_from_its_own_pixels(net):
     assert (err <= 3).mean() > 0.95, f"only {(err <= 3).mean():.1%} of the hole matches the pattern"
     neural = nx.fill(damaged, mask, texture_net=net, content="classical", pixel_rounds=0, max_detail_gain=1, **FAST)
     assert (np.abs(neural.astype(int) - img.astype(int))[mask].max(-1) <= 3).mean() < 0.5
+
+
+def large_photo():
+    """A 1100x700 photo: the astronaut upscaled, so its detail is coarser than its pixels, as in a
+    high-resolution photo."""
+    return np.asarray(Image.fromarray(data.astronaut()).resize((1100, 1100), Image.BICUBIC))[200:900].copy()
+
+
+def test_a_large_frame_is_worked_at_its_own_resolution(net, tmp_path, monkeypatch):
+    """A 500x500 hole: a 1024 frame (twice the hole, rounded up to a multiple of 32), worked at four levels,
+    the finest at the frame's own size, the last two with the finest's iteration count; above 512 px the
+    first match is PatchMatch's, not an exact search; only the hole changes."""
+    from npsynth_ext import pipeline
+
+    searches = []  # (search, the relu3_1 or relu4_1 grid's side), relu3_1 being 1/4 of the level's
+
+    def recorded(name):
+        real = getattr(pipeline, name)
+        return lambda *args, **kw: searches.append((name, args[1].shape[-1])) or real(*args, **kw)
+
+    for name in ("patch_nn", "patchmatch"):
+        monkeypatch.setattr(pipeline, name, recorded(name))
+    img = large_photo()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[100:600, 300:800] = True
+    out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 1), save_steps=str(tmp_path), progress=False)
+    steps = {p.name: Image.open(p).size for p in (tmp_path / "frame1").iterdir()}
+    assert steps == {"scale1_128.png": (128, 128), "scale2_256.png": (256, 256), "scale3_512.png": (512, 512),
+                     "scale4_1024.png": (1024, 1024)}
+    assert sorted(set(searches)) == [("patch_nn", 16), ("patch_nn", 32), ("patch_nn", 64), ("patch_nn", 128),
+                                     ("patchmatch", 128), ("patchmatch", 256)]
+    assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
+
+
+def test_max_frame_caps_the_working_side(net, monkeypatch):
+    from npsynth_ext import pipeline
+
+    sides = []
+    real = pipeline.synthesize
+    monkeypatch.setattr(pipeline, "synthesize", lambda net, rgb, *rest: sides.append(rgb.shape[-1]) or
+                        real(net, rgb, *rest))
+    img = large_photo()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[100:600, 300:800] = True
+    out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 0), max_frame=256, progress=False)
+    assert sides == [256] and (out[~mask] == img[~mask]).all()
