@@ -3,8 +3,8 @@
 fill(image, mask, **options) fills the hole of a photo (see npsynth_ext.pipeline.FillOptions); the CLI is
 `python -m npsynth_ext.fill`.
 
-Ops (each also under torch.ops.npsynth.*): patch_nn (exact patch nearest neighbours) and texture_loss
-(the patch-matching texture energy, with a fused backward). Pure-PyTorch oracles live in
+Ops (each also under torch.ops.npsynth.*): patch_nn (exact patch nearest neighbours), patchmatch (their
+approximation by PatchMatch) and texture_loss (the patch-matching texture energy, with a fused backward). Pure-PyTorch oracles live in
 npsynth_ext.reference. build_info() says what the installed binary was compiled with.
 """
 from .build import build_info

@@ -133,7 +133,7 @@ class FillOptions:
 
 def fill(image, mask, **options):
     """Fill the hole of `image` (numpy HxWx3/HxW array, PIL image or tensor) given `mask` (same size,
-    nonzero = hole). Returns the image in the caller's kind; outside the hole, its bytes are unchanged.
+    hole where at least half-bright, images.to_mask). Returns the image in the caller's kind; outside the hole, its bytes are unchanged.
     Options: see FillOptions."""
     opts = FillOptions(**options)
     image_u8, back = to_rgb_u8(image)
