@@ -133,8 +133,8 @@ class FillOptions:
 
 def fill(image, mask, **options):
     """Fill the hole of `image` (numpy HxWx3/HxW array, PIL image or tensor) given `mask` (same size,
-    hole where at least half-bright, images.to_mask). Returns the image in the caller's kind; outside the hole, its bytes are unchanged.
-    Options: see FillOptions."""
+    hole where at least half-bright, images.to_mask). Returns the image in the caller's kind; outside the
+    hole, its bytes are unchanged. Options: see FillOptions."""
     opts = FillOptions(**options)
     image_u8, back = to_rgb_u8(image)
     hole_full = masks_mod.check_mask(to_mask(mask), image_u8.shape[:2])
