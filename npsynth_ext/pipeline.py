@@ -47,7 +47,7 @@ from .content import get_prior, load_content_net
 from .detail import match_sharpness
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, double_field
+from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, upsample_field
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -206,7 +206,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             init = init.clamp(0, 1)
         start = torch.where(hole_k, init, known)
         if pixels is not None and matcher.usable:  # the coarser scale's copies at this scale's resolution
-            pixels = double_field(pixels)
+            pixels = upsample_field(pixels, (size, size))
             start = matcher.replay(start, pixels, opts.pixel_sharpness, seed)
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
@@ -243,20 +243,6 @@ def vgg_window(hole):
         return lo, hi
 
     return (*span(ys, n_y), *span(xs, n_x))
-
-
-def upsample_field(field, source_shape):
-    """A match field of a scale (full layer grid, flat source indices, -1 where none) at twice the
-    resolution: each target cell takes its parent's match moved to the corresponding child source cell."""
-    H, W = field.shape
-    Hs, Ws = source_shape
-    up = field.repeat_interleave(2, 0).repeat_interleave(2, 1)
-    dy = torch.arange(2 * H, device=field.device)[:, None] % 2
-    dx = torch.arange(2 * W, device=field.device)[None, :] % 2
-    sy = (up // (Ws // 2)) * 2 + dy
-    sx = (up % (Ws // 2)) * 2 + dx
-    ok = (up >= 0) & (sy < Hs) & (sx < Ws)
-    return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
 
 
 # Exact search costs hole cells x source cells, the fourth power of the level's side: on the 2-core CPU

@@ -42,15 +42,19 @@ def cells_to_pixels(cell_field, n):
     return torch.where((src >= 0) & (sy < n) & (sx < n), sy * n + sx, torch.full_like(src, -1))
 
 
-def double_field(field):
-    """A pixel field of an m x m frame at 2m x 2m: each pixel takes its parent's match moved to the
-    corresponding child pixel (-1 stays -1)."""
-    m = field.shape[-1]
+def upsample_field(field, source_shape):
+    """A match field (flat source indices, -1 where none; a VGG layer's grid or a frame's pixels) at twice
+    the resolution, its sources on a grid of source_shape: each target cell takes its parent's match moved
+    to the corresponding child source cell (-1 where that falls outside)."""
+    H, W = field.shape
+    Hs, Ws = source_shape
     up = field.repeat_interleave(2, 0).repeat_interleave(2, 1)
-    d = torch.arange(2 * m, device=field.device) % 2
-    sy = (up // m) * 2 + d[:, None]
-    sx = (up % m) * 2 + d[None, :]
-    return torch.where(up >= 0, sy * (2 * m) + sx, up)
+    dy = torch.arange(2 * H, device=field.device)[:, None] % 2
+    dx = torch.arange(2 * W, device=field.device)[None, :] % 2
+    sy = (up // (Ws // 2)) * 2 + dy
+    sx = (up % (Ws // 2)) * 2 + dx
+    ok = (up >= 0) & (sy < Hs) & (sx < Ws)
+    return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
 
 
 class PixelMatcher:
@@ -144,8 +148,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     """A first guess of the hole with the photo's structure: pixel EM from a coarse pyramid level up to
     the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
     than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
-    patches many times its width, far from the pixels around it), each level starting from the vote of the coarser level's doubled field
-    (classic PatchMatch inpainting, Barnes et al. 2009). `smooth_fill(known, hole)` starts the coarsest
+    patches many times its width, far from the pixels around it), each level starting from the vote of
+    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009). `smooth_fill(known, hole)` starts the coarsest
     level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
@@ -164,7 +168,7 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
             up = F.interpolate(x[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
             start = torch.where(hole_s, up, known)
             if field is not None and matcher.usable:
-                field = double_field(field)
+                field = upsample_field(field, (size, size))
                 start = matcher.replay(start, field, PRIOR_SHARPNESS, seed * 100 + k)
         if matcher.usable:
             x, field = matcher.realise(start, field, PRIOR_ROUNDS, PRIOR_ITERS, PRIOR_SHARPNESS, seed * 100 + k)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, double_field, hole_radius
+from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, hole_radius, upsample_field
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -19,11 +19,11 @@ def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
             assert got[y, x] == want, (y, x)
 
 
-def test_double_field_moves_each_match_to_the_child_pixel():
+def test_upsample_field_doubles_a_pixel_field():
     g = torch.Generator().manual_seed(1)
     m = 7
     field = torch.randint(-1, m * m, (m, m), generator=g)
-    got = double_field(field)
+    got = upsample_field(field, (2 * m, 2 * m))
     assert got.shape == (2 * m, 2 * m)
     for y in range(2 * m):
         for x in range(2 * m):
