@@ -149,3 +149,22 @@ def test_device_mismatch(call):
         call(with_(source=torch.empty(3, 9, 10, device="meta")))
     with pytest.raises(ValueError, match="target_mask is on meta but its feature map is on cpu"):
         call(with_(target_mask=torch.empty(9, 10, dtype=torch.bool, device="meta")))
+
+
+def test_native_messages_name_the_values():
+    """The C++ checks join their messages without an ostream (NPS_CHECK, csrc/op_checks.h): the numbers,
+    shapes and dtypes still read as torch prints them."""
+    a = good()
+    t, s, m, v = (a[k].unsqueeze(0) for k in ("target", "source", "target_mask", "source_valid"))
+    with pytest.raises(RuntimeError, match=r"^npsynth: target_mask must be \[B, H, W\] = 1x9x10, got \[1, 10, 9\]$"):
+        torch.ops.npsynth.patch_nn(t, s, m.transpose(1, 2).contiguous(), v, 3, "l2")
+    with pytest.raises(RuntimeError, match=r"^npsynth: source is Double but target is Float$"):
+        torch.ops.npsynth.patch_nn(t, s.double(), m, v, 3, "l2")
+    with pytest.raises(RuntimeError, match=r"^npsynth: patch_size must be odd and positive, got -3$"):
+        torch.ops.npsynth.patch_nn(t, s, m, v, -3, "l2")
+    with pytest.raises(RuntimeError, match=r"^npsynth: metric must be 'l2' or 'cosine', got 'dot'$"):
+        torch.ops.npsynth.patch_nn(t, s, m, v, 3, "dot")
+    with pytest.raises(RuntimeError, match=r"^npsynth: index must lie in \[0, 90\) wherever target_mask is set$"):
+        torch.ops.npsynth.texture_loss(t, s, torch.full((1, 9, 10), 90), m, 3)
+    with pytest.raises(RuntimeError, match=r"^npsynth: texture_loss_backward expects a scalar grad, got \[2\]$"):
+        torch.ops.npsynth.texture_loss_backward(torch.ones(2), t, s, torch.zeros(1, 9, 10, dtype=torch.int64), m, 3)

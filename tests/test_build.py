@@ -37,3 +37,23 @@ def test_cuda_emulation_when_required():
         pytest.skip("NPSYNTH_EXPECT_CUDA_EMULATION is not set")
     info = nx.build_info()
     assert info["cuda_emulation"] and set(info["emulated_kernels"]) == OPS, info
+
+
+def test_extension_code_formats_no_ostream():
+    """A std::ostringstream in extension code segfaults on torch 2.11 built with gcc 13.3 (Ubuntu 24.04),
+    so a failed check would crash instead of raising: the ops' checks go through NPS_CHECK, which joins
+    strings, and nothing else in the ops' sources streams text. (The CUDA emulator, built for CI only,
+    is not bound by this.)"""
+    from pathlib import Path
+    csrc = Path(__file__).resolve().parent.parent / "csrc"
+    offenders = []
+    for path in sorted(csrc.rglob("*")):
+        if path.suffix not in {".h", ".cpp", ".cu", ".cuh"} or "cuda_emulation" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("//")[0]
+            streams = any(s in code for s in ("ostringstream", "c10::str(", "std::cout", "std::cerr", "TORCH_WARN"))
+            checks = "TORCH_CHECK" in code and not code.strip().startswith("TORCH_CHECK(false, nps_check_message_")
+            if streams or checks:
+                offenders.append(f"{path.relative_to(csrc)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

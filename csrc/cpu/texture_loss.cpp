@@ -33,7 +33,7 @@ at::Tensor texture_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& t
                                      const at::Tensor& index, const at::Tensor& target_mask, int64_t patch_size) {
   check_texture_loss(target, source, index, target_mask, patch_size);
   check_index_in_range(source, index, target_mask);
-  TORCH_CHECK(grad.numel() == 1, "npsynth: texture_loss_backward expects a scalar grad, got ", grad.sizes());
+  NPS_CHECK(grad.numel() == 1, "npsynth: texture_loss_backward expects a scalar grad, got ", grad.sizes());
   const int64_t C = target.size(1), Ht = target.size(2), Wt = target.size(3), radius = patch_size / 2;
   at::Tensor grad_target = at::zeros_like(target);
   // Only rows within `radius` of a masked row receive gradient: skip the rest of the map.

@@ -53,7 +53,7 @@ at::Tensor texture_loss_cuda(const at::Tensor& target, const at::Tensor& source,
 at::Tensor texture_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& target, const at::Tensor& source,
                                       const at::Tensor& index, const at::Tensor& target_mask, int64_t patch_size) {
   check_texture_loss(target, source, index, target_mask, patch_size);
-  TORCH_CHECK(grad.numel() == 1, "npsynth: texture_loss_backward expects a scalar grad, got ", grad.sizes());
+  NPS_CHECK(grad.numel() == 1, "npsynth: texture_loss_backward expects a scalar grad, got ", grad.sizes());
   const gpu::DeviceGuard guard(target.device());
   at::Tensor grad_target = at::empty_like(target);
   const int64_t n = grad_target.numel();
