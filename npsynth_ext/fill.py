@@ -97,6 +97,9 @@ def build_parser():
     p.add_argument("--pixel-rounds", type=int, default=defaults.pixel_rounds, metavar="N",
                    help="after each scale, rebuild the hole from the photo's own pixels in N rounds of pixel "
                         "PatchMatch and voting; 0 keeps the optimisation's pixels (default %(default)s)")
+    p.add_argument("--no-blend", action="store_true",
+                   help="keep the pixel step's last vote as voted, without the gradient-domain blend that hides "
+                        "where copies meet")
     p.add_argument("--max-detail-gain", type=float, default=defaults.max_detail_gain, metavar="G",
                    help="amplify the hole's finest detail, by at most G, until it is as sharp as the photo "
                         "around it; 1 turns this off (default %(default)s)")
@@ -192,7 +195,7 @@ def fill_options(args):
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     return pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
                                 search=args.search, max_detail_gain=args.max_detail_gain,
-                                content=args.prior, pixel_rounds=args.pixel_rounds,
+                                content=args.prior, pixel_rounds=args.pixel_rounds, pixel_blend=not args.no_blend,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights,
                                 content_weights=args.content_weights, device=args.device, seed=args.seed,
                                 progress=not args.quiet, save_steps=args.save_steps)

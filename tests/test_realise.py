@@ -74,6 +74,50 @@ def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness, far):
     assert torch.equal(got[:, ~hole], rgb[:, ~hole])
 
 
+def reference_gradient_votes(rgb, targets, index, dist, sharpness):
+    """Per edge to the right (below) neighbour: the weighted mean, over the matched patches that cover both
+    of its pixels, of the same difference at their source; the image's own difference where none does."""
+    n = rgb.shape[-1]
+    r = PATCH // 2
+    centres = [(int(t) // n, int(t) % n) for t in targets.flatten().nonzero().flatten()]
+    scale = sharpness * float(torch.tensor([float(dist[y, x]) for y, x in centres]).median())
+    votes = []
+    for dy, dx in ((0, 1), (1, 0)):
+        acc = torch.zeros(3, n - dy, n - dx, dtype=rgb.dtype)
+        den = torch.zeros(n - dy, n - dx, dtype=rgb.dtype)
+        for ty, tx in centres:
+            m = int(index[ty, tx])
+            sy, sx = m // n - ty, m % n - tx  # source offset of this patch
+            w = math.exp(-min(float(dist[ty, tx]) / scale, MAX_EXPONENT))
+            for py in range(max(ty - r, 0), min(ty + r - dy, n - 1 - dy) + 1):
+                for px in range(max(tx - r, 0), min(tx + r - dx, n - 1 - dx) + 1):
+                    diff = rgb[:, sy + py + dy, sx + px + dx] - rgb[:, sy + py, sx + px]
+                    acc[:, py, px] += w * diff
+                    den[py, px] += w
+        own = rgb[:, dy:, dx:] - rgb[:, : n - dy, : n - dx]
+        votes.append(torch.where(den > 0, acc / den.clamp_min(1e-300), own))
+    return votes
+
+
+def test_blended_vote_is_the_poisson_blend_of_the_colour_and_gradient_votes():
+    from npsynth_ext.blend import screened_poisson
+
+    g = torch.Generator().manual_seed(3)
+    n = 21
+    rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[8:13, 1:7] = True
+    matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool))
+    sources = matcher.sources.flatten().nonzero().flatten()
+    index = torch.where(matcher.targets, sources[torch.randint(0, len(sources), (n, n), generator=g)].view(n, n), -1)
+    dist = torch.rand(n, n, generator=g, dtype=torch.float64)
+    got = matcher.vote(rgb, index, dist, 0.5, blend=True)
+    colour = reference_vote(rgb, hole, matcher.targets, index, dist, 0.5)
+    gx, gy = reference_gradient_votes(rgb, matcher.targets, index, dist, 0.5)
+    torch.testing.assert_close(got, screened_poisson(colour, gx, gy, hole))
+    assert torch.equal(got[:, ~hole], rgb[:, ~hole])
+
+
 def stripes(n, period=6):
     x = torch.arange(n, dtype=torch.float32)
     grey = 0.5 + 0.4 * torch.sin(2 * math.pi * x / period)
