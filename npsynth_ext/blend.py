@@ -17,6 +17,7 @@ import torch
 LAMBDA = 0.01  # colour weight against the gradients': the seams spread over ~10 px
 CG_ITERS = 300
 CG_TOL = 1e-5  # relative residual at which conjugate gradients stop
+CHECK_EVERY = 16  # iterations between looks at the residual
 
 
 def _forward(x):
@@ -65,15 +66,15 @@ def screened_poisson(colour, gx, gy, hole, lam=LAMBDA, iters=CG_ITERS, tol=CG_TO
     p = r.clone()
     rr = (r * r).sum()
     stop = (tol * tol) * (b * b).sum()
-    for _ in range(iters):
-        if rr <= stop:
+    for i in range(iters):
+        if i % CHECK_EVERY == 0 and rr <= stop:  # reading rr waits for the device: not every iteration
             break
         ap = apply(p)
         step = rr / (p * ap).sum().clamp_min(1e-30)
         x = x + step * p
         r = r - step * ap
         rr_next = (r * r).sum()
-        p = r + (rr_next / rr) * p
+        p = r + torch.where(rr > 0, rr_next / rr, torch.zeros_like(rr)) * p  # converged exactly: p = r = 0
         rr = rr_next
     out = colour.clone()
     out[:, y0:y1, x0:x1] = torch.where(h, x, c)

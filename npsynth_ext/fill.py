@@ -100,9 +100,6 @@ def build_parser():
     p.add_argument("--no-blend", action="store_true",
                    help="keep the pixel step's last vote as voted, without the gradient-domain blend that hides "
                         "where copies meet")
-    p.add_argument("--max-detail-gain", type=float, default=defaults.max_detail_gain, metavar="G",
-                   help="amplify the hole's finest detail, by at most G, until it is as sharp as the photo "
-                        "around it; 1 turns this off (default %(default)s)")
     p.add_argument("--max-frame", type=int, default=defaults.max_frame, metavar="SIDE",
                    help="work on frames larger than SIDE px downscaled to SIDE (faster, softer; a multiple of "
                         "32, of 64 from 1024, of 128 from 2048); default: every frame at the photo's resolution")
@@ -194,7 +191,7 @@ def fill_options(args):
         raise CliError("--metric takes one metric or three (one per scale)")
     metric = args.metric[0] if len(args.metric) == 1 else tuple(args.metric)
     return pipeline.FillOptions(alpha=args.alpha, beta=args.beta, iters=tuple(args.iters), metric=metric,
-                                search=args.search, max_detail_gain=args.max_detail_gain,
+                                search=args.search,
                                 content=args.prior, pixel_rounds=args.pixel_rounds, pixel_blend=not args.no_blend,
                                 max_frame=args.max_frame, vgg_weights=args.vgg_weights,
                                 content_weights=args.content_weights, device=args.device, seed=args.seed,

@@ -31,8 +31,7 @@ guides a rebuild from real pixels of the photo, starting from the relu3_1 matche
 those matches at its own resolution. The optimisation decides what goes where; the pixel step makes it
 out of the photo's own texture, so the hole is as sharp as its surroundings and conflicting matches are
 not blended into ghosts; its last vote is blended in the gradient domain (blend.py), so the copies join
-each other and the photo without seams. An optional last step (detail.match_sharpness, off by default)
-amplifies the hole's finest band.
+each other and the photo without seams.
 Pixels outside the hole never change.
 """
 import copy
@@ -45,7 +44,6 @@ import torch.nn.functional as F
 
 from . import masks as masks_mod
 from .content import get_prior, load_content_net
-from .detail import match_sharpness
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
 from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, upsample_field
@@ -76,10 +74,6 @@ class FillOptions:
     # areas stay smooth.
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
-    # An optional last step amplifies the hole's finest detail until it is as sharp as the photo around it,
-    # by at most this factor (1, the default: off); see detail.py. It matches a sharpness statistic rather
-    # than the picture, and the pixel step already makes the hole from the photo's own detail.
-    max_detail_gain: float = 1.0
     # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
     # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by
     # exp(-distance / (pixel_sharpness * median distance)): at 0.05 the best of the overlapping matches
@@ -115,8 +109,6 @@ class FillOptions:
             raise FileNotFoundError(f"VGG-19 weights file not found: {self.vgg_weights}")
         if self.content_weights:
             self.content = load_content_net(self.content_weights, self.device)
-        if not self.max_detail_gain >= 1:
-            raise ValueError(f"max_detail_gain must be >= 1 (1 turns the step off), got {self.max_detail_gain!r}")
         if self.pixel_rounds < 0 or not self.pixel_sharpness > 0:
             raise ValueError("pixel_rounds must be >= 0 and pixel_sharpness > 0")
         if self.rematch_every < 1:
@@ -227,7 +219,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             timings[size] = time.perf_counter() - started
         if opts.save_steps:
             save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
-    return match_sharpness(result, hole, inside, opts.max_detail_gain)[0]
+    return result
 
 
 # VGG's receptive field: a relu4_1 feature sees 68x68 pixels, and its cells are 8 pixels apart.

@@ -113,23 +113,6 @@ def test_search_option_reaches_the_pipeline(files, capsys, monkeypatch):
     assert exit_.value.code == 2 and "invalid choice: 'kd'" in capsys.readouterr().err
 
 
-def test_detail_gain_option_reaches_the_pipeline(files, capsys, monkeypatch):
-    from npsynth_ext import pipeline
-
-    seen = []
-    real = pipeline.fill_u8
-    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings: seen.append(opts.max_detail_gain)
-                        or real(image, hole, opts, timings))
-    d, _, _ = files
-    code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--max-detail-gain",
-                        "1.25", *FAST)
-    assert code == 0, err
-    assert seen == [1.25]
-    code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "o2.png", "--max-detail-gain",
-                        "0.5", *FAST)
-    assert code == 2 and "max_detail_gain must be >= 1" in err and not (d / "o2.png").exists()
-
-
 def test_demo_runs(tmp_path, capsys):
     code, err = run_cli(capsys, "--demo", "-o", tmp_path / "demo.png", "--iters", "1", "0", "0", "--quiet")
     assert code == 0, err
