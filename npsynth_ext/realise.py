@@ -126,8 +126,11 @@ class PixelMatcher:
                           radius=0, seed=seed)
 
     def vote(self, rgb, index, dist, sharpness, blend=False):
-        """Each hole pixel: the mean of the source pixels that the matched patches covering it point to,
-        each patch weighted by exp(-dist / (sharpness * median dist)), at least exp(-MAX_EXPONENT).
+        """Each hole pixel: the weighted mean of the source pixels that the matched patches covering it
+        point to. A patch's weight at a pixel is exp(-(dist - best) / (sharpness * median dist)), best being
+        the smallest distance among the patches covering that pixel, and at least exp(-MAX_EXPONENT): the
+        best match decides, and where every covering match is poor the best of them still does, rather than
+        all of them averaging into a smear.
         blend: the same patches also vote the differences between neighbouring source pixels inside them,
         and the hole becomes the gradient-domain blend of both votes (blend.screened_poisson), so copies
         that meet, and the hole's edge, join without a step."""
@@ -137,14 +140,20 @@ class PixelMatcher:
         t = self.targets.flatten().nonzero().flatten()
         m = index.flatten()[t]
         d = dist.flatten()[t]
-        # Weights stay above float underflow, so a pixel covered only by poor matches still takes their mean
-        # rather than keeping the guide's value.
-        w = torch.exp(-(d / (sharpness * d.median().clamp_min(1e-12))).clamp(max=MAX_EXPONENT))
         offsets = torch.arange(-r, r + 1, device=rgb.device)
         patch = (offsets[:, None] * n + offsets[None, :]).flatten()  # a source patch's pixels, from its centre
         at = m[None, :] + patch[:, None]  # [PATCH^2, targets]: the sources' pixels
+        # The best distance covering each pixel, on the frame padded by r (target patches may stick out).
+        side = n + 2 * r
+        padded = (t // n + r) * side + (t % n + r)
+        spread = d.new_full((side * side,), float("inf"))
+        spread[padded] = d
+        best = -F.max_pool2d(-spread.view(1, 1, side, side), PATCH, stride=1, padding=r).flatten()
+        covered = padded[None, :] + (offsets[:, None] * side + offsets[None, :]).flatten()[:, None]
+        scale = sharpness * d.median().clamp_min(1e-12)
+        w = torch.exp(-((d[None, :] - best[covered]) / scale).clamp(max=MAX_EXPONENT))  # [PATCH^2, targets]
         fold = _Folder(t, n)
-        colour = fold(flat[:, at], w.expand(PATCH * PATCH, -1), rgb)
+        colour = fold(flat[:, at], w, rgb)
         if not blend:
             return torch.where(self.hole, colour, rgb)
         # Differences to the right (below) neighbour, voted by the patch pixels whose neighbour is in the

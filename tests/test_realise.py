@@ -32,6 +32,14 @@ def test_upsample_field_doubles_a_pixel_field():
             assert got[y, x] == want, (y, x)
 
 
+def reference_weight(dist, centres, scale, ty, tx, py, px):
+    """The weight of the patch centred at (ty, tx) at pixel (py, px): relative to the best distance among
+    the patches covering that pixel."""
+    r = PATCH // 2
+    best = min(float(dist[y, x]) for y, x in centres if abs(y - py) <= r and abs(x - px) <= r)
+    return math.exp(-min((float(dist[ty, tx]) - best) / scale, MAX_EXPONENT))
+
+
 def reference_vote(rgb, hole, targets, index, dist, sharpness):
     """Every hole pixel from the patches covering it, one pixel and one patch at a time."""
     n = rgb.shape[-1]
@@ -46,7 +54,7 @@ def reference_vote(rgb, hole, targets, index, dist, sharpness):
             if abs(ty - py) > r or abs(tx - px) > r:
                 continue
             m = int(index[ty, tx])
-            w = math.exp(-min(float(dist[ty, tx]) / scale, MAX_EXPONENT))
+            w = reference_weight(dist, centres, scale, ty, tx, py, px)
             acc += w * rgb[:, m // n + py - ty, m % n + px - tx]
             den += w
         out[:, py, px] = acc / den
@@ -56,7 +64,7 @@ def reference_vote(rgb, hole, targets, index, dist, sharpness):
 @pytest.mark.parametrize("sharpness,far", [(0.5, 1.0), (3.0, 1.0), (0.5, 1e4)])
 def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness, far):
     """far: the distances of the matches around one corner of the hole are scaled by it, so with 1e4 the
-    pixels there are covered by poor matches only (their weights would underflow to 0 unbounded)."""
+    pixels there are covered by poor matches only, and the best of them must still decide."""
     g = torch.Generator().manual_seed(2)
     n = 23
     rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
@@ -88,9 +96,9 @@ def reference_gradient_votes(rgb, targets, index, dist, sharpness):
         for ty, tx in centres:
             m = int(index[ty, tx])
             sy, sx = m // n - ty, m % n - tx  # source offset of this patch
-            w = math.exp(-min(float(dist[ty, tx]) / scale, MAX_EXPONENT))
             for py in range(max(ty - r, 0), min(ty + r - dy, n - 1 - dy) + 1):
                 for px in range(max(tx - r, 0), min(tx + r - dx, n - 1 - dx) + 1):
+                    w = reference_weight(dist, centres, scale, ty, tx, py, px)
                     diff = rgb[:, sy + py + dy, sx + px + dx] - rgb[:, sy + py, sx + px]
                     acc[:, py, px] += w * diff
                     den[py, px] += w
