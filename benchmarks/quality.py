@@ -199,7 +199,7 @@ def method_patchmatch():
 
 METHODS = {
     "ours": method_ours,
-    "prior": lambda: method_ours(iters=(0, 0, 0)),
+    "prior": lambda: method_ours(iters=(0, 0, 0), pixel_rounds=0),
     "telea": method_telea,
     "patchmatch": method_patchmatch,
 }
