@@ -4,8 +4,9 @@ fill(image, mask, **options) fills the hole of a photo (see npsynth_ext.pipeline
 `python -m npsynth_ext.fill`.
 
 Ops (each also under torch.ops.npsynth.*): patch_nn (exact patch nearest neighbours), patchmatch (their
-approximation by PatchMatch) and texture_loss (the patch-matching texture energy, with a fused backward). Pure-PyTorch oracles live in
-npsynth_ext.reference. build_info() says what the installed binary was compiled with.
+approximation by PatchMatch) and texture_loss (the patch-matching texture energy, with a fused
+backward). Pure-PyTorch oracles live in npsynth_ext.reference. build_info() says what the installed
+binary was compiled with.
 """
 from .build import build_info
 from .ops import METRICS, patch_nn, patchmatch, texture_loss

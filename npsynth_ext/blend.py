@@ -20,13 +20,13 @@ CG_TOL = 1e-5  # relative residual at which conjugate gradients stop
 CHECK_EVERY = 16  # iterations between looks at the residual
 
 
-def _forward(x):
+def differences(x):
     """Differences to the right and downward neighbour ([..., H, W-1], [..., H-1, W])."""
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
 def _adjoint(dx, dy):
-    """The transpose of _forward, applied to edge values."""
+    """The transpose of differences, applied to edge values."""
     H, W = dy.shape[-2] + 1, dx.shape[-1] + 1
     out = dx.new_zeros(*dx.shape[:-1], W)
     out[..., :, 1:] += dx
@@ -50,16 +50,16 @@ def screened_poisson(colour, gx, gy, hole, lam=LAMBDA, iters=CG_ITERS, tol=CG_TO
     h = hole[y0:y1, x0:x1]
     c = colour[:, y0:y1, x0:x1]
     hf = h.to(colour.dtype)
-    ex = ((h[:, 1:] | h[:, :-1])).to(colour.dtype)
-    ey = ((h[1:, :] | h[:-1, :])).to(colour.dtype)
+    ex = (h[:, 1:] | h[:, :-1]).to(colour.dtype)
+    ey = (h[1:, :] | h[:-1, :]).to(colour.dtype)
     gx, gy = gx[:, y0:y1, x0:x1 - 1] * ex, gy[:, y0:y1 - 1, x0:x1] * ey
 
     def apply(v):  # (lam * H + D^T E D) v, on vectors that are zero off the hole
-        dx, dy = _forward(v)
+        dx, dy = differences(v)
         return (lam * v + _adjoint(dx * ex, dy * ey)) * hf
 
     known = c * (1 - hf)
-    kx, ky = _forward(known)
+    kx, ky = differences(known)
     b = (lam * c + _adjoint(gx - kx * ex, gy - ky * ey)) * hf
     x = c * hf  # start from the colour vote
     r = b - apply(x)

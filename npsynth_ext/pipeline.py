@@ -75,9 +75,10 @@ class FillOptions:
     metric: object = ("cosine", "cosine", "l2")
     layers: tuple = ("relu3_1", "relu4_1")
     # Each scale ends by rebuilding the hole from real pixels (realise.py): this many rounds of pixel
-    # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels), each patch's vote weighted by
-    # exp(-distance / (pixel_sharpness * median distance)): at 0.05 the best of the overlapping matches
-    # decides a pixel, and the gradient-domain blend (pixel_blend) hides where copies meet.
+    # PatchMatch + vote (0: off, the hole keeps the optimisation's pixels). A patch's vote at a pixel is
+    # weighted by exp(-(distance - the best covering distance) / (pixel_sharpness * median distance)): at
+    # 0.05 the best of the overlapping matches decides the pixel, and the gradient-domain blend
+    # (pixel_blend) hides where copies meet.
     pixel_rounds: int = 3
     pixel_sharpness: float = 0.05
     # The pixel step's last vote at each scale blended in the gradient domain (blend.py), so copies join

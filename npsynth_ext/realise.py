@@ -25,7 +25,7 @@ made wholly of known pixels inside the photo.
 import torch
 import torch.nn.functional as F
 
-from .blend import screened_poisson
+from .blend import differences, screened_poisson
 from .masks import dilate, downscale_mask
 from .ops import patchmatch
 
@@ -59,15 +59,6 @@ def upsample_field(field, source_shape):
     sx = (up % (Ws // 2)) * 2 + dx
     ok = (up >= 0) & (sy < Hs) & (sx < Ws)
     return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
-
-
-def _forward_x(x):
-    """Difference to the right neighbour, 0 in the last column (the shape of x)."""
-    return torch.cat([x[..., 1:] - x[..., :-1], torch.zeros_like(x[..., :1])], -1)
-
-
-def _forward_y(x):
-    return torch.cat([x[..., 1:, :] - x[..., :-1, :], torch.zeros_like(x[..., :1, :])], -2)
 
 
 class _Folder:
@@ -153,18 +144,18 @@ class PixelMatcher:
         scale = sharpness * d.median().clamp_min(1e-12)
         w = torch.exp(-((d[None, :] - best[covered]) / scale).clamp(max=MAX_EXPONENT))  # [PATCH^2, targets]
         fold = _Folder(t, n)
-        colour = fold(flat[:, at], w, rgb)
+        colour = torch.where(self.hole, fold(flat[:, at], w, rgb), rgb)
         if not blend:
-            return torch.where(self.hole, colour, rgb)
-        # Differences to the right (below) neighbour, voted by the patch pixels whose neighbour is in the
-        # patch too: a source patch is wholly known, so these are the photo's own differences.
-        dx = torch.cat([flat[:, 1:] - flat[:, :-1], flat.new_zeros(3, 1)], 1)
-        dy = torch.cat([flat[:, n:] - flat[:, :-n], flat.new_zeros(3, n)], 1)
+            return colour
+        # Differences to the right (below) neighbour, on the frame's grid (0 past the last column, row),
+        # voted by the patch pixels whose neighbour is in the patch too: a source patch is wholly known, so
+        # these are the photo's own differences.
+        dx, dy = differences(rgb)
+        dx, dy = F.pad(dx, (0, 1)), F.pad(dy, (0, 0, 0, 1))
         col = offsets.repeat(PATCH)  # a patch pixel's column (row) offset from the centre
         row = offsets.repeat_interleave(PATCH)
-        gx = fold(dx[:, at], w * (col < r).to(w)[:, None], _forward_x(rgb))
-        gy = fold(dy[:, at], w * (row < r).to(w)[:, None], _forward_y(rgb))
-        colour = torch.where(self.hole, colour, rgb)
+        gx = fold(dx.flatten(1)[:, at], w * (col < r).to(w)[:, None], dx)
+        gy = fold(dy.flatten(1)[:, at], w * (row < r).to(w)[:, None], dy)
         return screened_poisson(colour, gx[..., :-1], gy[..., :-1, :], self.hole)
 
     def realise(self, rgb, index, rounds, iters, sharpness, seed, blend=False):
@@ -204,8 +195,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
     than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
     patches many times its width, far from the pixels around it), each level starting from the vote of
-    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009). `smooth_fill(known, hole)` starts the coarsest
-    level. Returns the frame with its hole filled."""
+    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009).
+    `smooth_fill(known, hole)` starts the coarsest level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
     sizes = [n]

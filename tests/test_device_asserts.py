@@ -6,7 +6,6 @@ case runs in a fresh Python process."""
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -31,28 +30,31 @@ m[0, 3:6, 3:7] = True
 v = ~m
 index = torch.where(m, torch.zeros(1, 9, 10, dtype=torch.int64), torch.full((1, 9, 10), -1))
 """
+# Each case: (the op's message, code that prepares a valid call, the one line that makes it bad, the
+# call). Only the bad line differs from a call the op accepts.
 CASES = {
     # An index one past the last source position, on one masked target only.
-    "texture_loss": (INDEX_MESSAGE, """
-index[0, 4, 5] = 90
-ops.native("texture_loss")(t, s, index.to(DEVICE), m.to(DEVICE), 3)
-"""),
-    "texture_loss_backward": (INDEX_MESSAGE, """
-index[0, 3, 3] = -1
-grad = torch.ones((), device=DEVICE)
-ops.native("texture_loss_backward")(grad, t, s, index.to(DEVICE), m.to(DEVICE), 3)
-"""),
+    "texture_loss": (INDEX_MESSAGE, "", "index[0, 4, 5] = 90",
+                     'ops.native("texture_loss")(t, s, index.to(DEVICE), m.to(DEVICE), 3)'),
+    "texture_loss_backward": (INDEX_MESSAGE, "grad = torch.ones((), device=DEVICE)", "index[0, 3, 3] = -1",
+                              'ops.native("texture_loss_backward")(grad, t, s, index.to(DEVICE), m.to(DEVICE), 3)'),
     # The second batch item has no valid source at all.
-    "patchmatch": (SOURCE_MESSAGE, """
-t, s, m, index = (x.expand(2, *x.shape[1:]).contiguous() for x in (t, s, m, index))
-v = torch.stack([~m[0], torch.zeros_like(m[0])])
-ops.native("patchmatch")(t, s, m.to(DEVICE), v.to(DEVICE), 3, "l2", index.to(DEVICE), 1, 0, 0)
-"""),
+    "patchmatch": (SOURCE_MESSAGE,
+                   "t, s, m, v, index = (x.expand(2, *x.shape[1:]).contiguous() for x in (t, s, m, v, index))",
+                   "v[1] = False",
+                   'ops.native("patchmatch")(t, s, m.to(DEVICE), v.to(DEVICE), 3, "l2", index.to(DEVICE), 1, 0, 0)'),
 }
 
 
-def run_case(name, device):
-    exec(SETUP.replace("DEVICE", repr(device)) + CASES[name][1].replace("DEVICE", repr(device)), {})
+def script(name, device, bad=True):
+    """The case's code on `device`, with its bad line or without it."""
+    _, prepare, bad_line, call = CASES[name]
+    lines = [SETUP, prepare, bad_line if bad else "", call]
+    return "\n".join(lines).replace("DEVICE", repr(device))
+
+
+def run_case(name, device, bad=True):
+    exec(script(name, device, bad), {})
 
 
 @EMULATED
@@ -67,10 +69,8 @@ def test_emulated_kernel_asserts(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_good_inputs_pass_the_same_calls(name):
-    """The cases differ from a valid call only in the one bad entry: undone, the CPU op runs."""
-    good = CASES[name][1].replace("index[0, 4, 5] = 90", "").replace("index[0, 3, 3] = -1", "")
-    good = good.replace("torch.zeros_like(m[0])", "~m[0]")
-    exec(SETUP.replace("DEVICE", "'cpu'") + good.replace("DEVICE", "'cpu'"), {})
+    """Without its bad line, each case's call is accepted: the failures below come from that line."""
+    run_case(name, "cpu", bad=False)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -86,11 +86,10 @@ def test_cpu_kernels_raise_the_same_message(name):
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_cuda_kernel_asserts_stop_the_process(name):
-    script = SETUP.replace("DEVICE", "'cuda'") + CASES[name][1].replace("DEVICE", "'cuda'")
-    script += "\ntorch.cuda.synchronize()\nprint('NO ASSERT')\n"
+    code = script(name, "cuda") + "\ntorch.cuda.synchronize()\nprint('NO ASSERT')\n"
     root = str(Path(nx.__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "NO ASSERT" not in output, output[-2000:]
