@@ -112,6 +112,9 @@ class FillOptions:
             self.content = load_content_net(self.content_weights, self.device)
         if self.pixel_rounds < 0 or not self.pixel_sharpness > 0:
             raise ValueError("pixel_rounds must be >= 0 and pixel_sharpness > 0")
+        if self.pixel_blend not in (True, False):
+            raise ValueError(f"pixel_blend must be True or False, got {self.pixel_blend!r}")
+        self.pixel_blend = bool(self.pixel_blend)
         if self.rematch_every < 1:
             raise ValueError("rematch_every must be at least 1")
         if self.search not in ("patchmatch", "exact"):

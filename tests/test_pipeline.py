@@ -142,6 +142,7 @@ def test_scale_plan(n, plan):
     (dict(search="approx"), "search"),
     (dict(patchmatch_iters=0), "patchmatch_iters"),
     (dict(pixel_rounds=-1), "pixel_rounds"),
+    (dict(pixel_blend="no"), "pixel_blend must be True or False"),
     (dict(pixel_sharpness=0), "pixel_sharpness"),
 ])
 def test_bad_options(photo, net, bad, match):
