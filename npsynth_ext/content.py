@@ -19,48 +19,17 @@ from torch import nn
 
 from .images import write_atomically
 from .masks import downscale_mask
+from .membrane import membrane
 from .realise import patch_prior
-
-COARSEST = 4  # pyramid levels stop at this side
-RELAX_ITERS = 40  # Jacobi sweeps per level; coarse-to-fine start makes a few dozen enough
-
-
-def _neighbour_mean(x):
-    """Mean of the 4 neighbours, edges replicated."""
-    p = F.pad(x[None], (1, 1, 1, 1), mode="replicate")[0]
-    return (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) / 4
-
-
-def _membrane(values, known):
-    """Harmonic interpolation of `values` where `known` is False, coarse to fine."""
-    n = values.shape[-1]
-    if n <= COARSEST or not (~known).any():
-        mean = values[:, known].mean(1) if known.any() else values.new_full((values.shape[0],), 0.5)
-        return torch.where(known, values, mean[:, None, None])
-    if known.all():
-        return values
-    # Down: the mean of known pixels per 2x2 block (odd sides keep their last row/column).
-    w = known.float()[None]
-    num = F.avg_pool2d((values * w)[None], 2, ceil_mode=True)[0]
-    den = F.avg_pool2d(w[None], 2, ceil_mode=True)[0]
-    coarse_known = den[0] > 0
-    coarse = _membrane(num / den.clamp_min(1e-12), coarse_known)
-    # Up, then relax with the known pixels held.
-    x = F.interpolate(coarse[None], size=values.shape[-2:], mode="bilinear", align_corners=False)[0]
-    x = torch.where(known, values, x)
-    for _ in range(RELAX_ITERS):
-        x = torch.where(known, values, _neighbour_mean(x))
-    return x
-
 
 def classical_prior(rgb, hole, inside):
     """Membrane fill of the hole from everything around it (padding included: it is reflected image)."""
-    return _membrane(rgb, ~hole)
+    return membrane(rgb, ~hole)
 
 
 def patches_prior(rgb, hole, inside):
     """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the membrane fill."""
-    return patch_prior(rgb, hole, inside, _membrane)
+    return patch_prior(rgb, hole, inside, membrane)
 
 
 PRIORS = {"classical": classical_prior, "patches": patches_prior}

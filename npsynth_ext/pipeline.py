@@ -31,7 +31,10 @@ guides a rebuild from real pixels of the photo, starting from the relu3_1 matche
 those matches at its own resolution. The optimisation decides what goes where; the pixel step makes it
 out of the photo's own texture, so the hole is as sharp as its surroundings and conflicting matches are
 not blended into ghosts; its last vote is blended in the gradient domain (blend.py), so the copies join
-each other and the photo without seams.
+each other and the photo without seams. Its patch distance weighs, next to the colours, how rough the
+photo is around each pixel (realise.roughness, measured at the frame's own resolution and carried into
+the hole by the matches): a blurred guide would otherwise be matched best by smooth copies, and faint
+texture would wash out into flat areas from scale to scale.
 Pixels outside the hole never change.
 """
 import copy
@@ -46,7 +49,7 @@ from . import masks as masks_mod
 from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import PIXEL_ITERS, PixelMatcher, cells_to_pixels, upsample_field
+from .realise import PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, roughness, upsample_field
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -84,6 +87,11 @@ class FillOptions:
     # The pixel step's last vote at each scale blended in the gradient domain (blend.py), so copies join
     # each other and the photo without a seam.
     pixel_blend: bool = True
+    # Weight of the roughness features (realise.roughness: local mean absolute differences, measured at the
+    # frame's resolution and voted into the hole with the colours) next to the colours in the pixel step's
+    # patch distance. They keep a copy of fine texture from losing to a smooth copy where the guide is
+    # blurred, so faint texture (grain, vessels, stars) does not wash out into flat areas. 0: colour alone.
+    pixel_roughness: float = ROUGHNESS
     # None: every frame is worked at the photo's resolution. A side: larger frames are worked on downscaled
     # to it (faster, softer) and pasted back upsampled.
     max_frame: int = None
@@ -112,6 +120,10 @@ class FillOptions:
             self.content = load_content_net(self.content_weights, self.device)
         if self.pixel_rounds < 0 or not self.pixel_sharpness > 0:
             raise ValueError("pixel_rounds must be >= 0 and pixel_sharpness > 0")
+        rough = self.pixel_roughness
+        if isinstance(rough, bool) or not isinstance(rough, (int, float)) or not rough >= 0:
+            raise ValueError(f"pixel_roughness must be a number >= 0, got {rough!r}")
+        self.pixel_roughness = float(self.pixel_roughness)
         if self.pixel_blend not in (True, False):
             raise ValueError(f"pixel_blend must be True or False, got {self.pixel_blend!r}")
         self.pixel_blend = bool(self.pixel_blend)
@@ -193,12 +205,16 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     prior = get_prior(opts.content)
     result, fields, pixels = None, {}, None
     plan = scale_plan(n, opts.iters, opts.metric)
+    # Roughness measured at the frame's resolution, so the coarse levels know where the fine texture is.
+    rough = opts.pixel_roughness * roughness(rgb, ~hole & inside) if opts.pixel_roughness else None
     for k, (size, iters, metric) in enumerate(plan):
         started = time.perf_counter()
-        known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
+        known = at_side(rgb, size)
         hole_k = masks_mod.downscale_mask(hole, size)
         inside_k = ~masks_mod.downscale_mask(~inside, size)
-        matcher = PixelMatcher(hole_k, inside_k) if opts.pixel_rounds else None
+        matcher = None
+        if opts.pixel_rounds:
+            matcher = PixelMatcher(hole_k, inside_k, None if rough is None else at_side(rough, size))
         seed = opts.seed * 8 + k
         if result is None:
             with torch.no_grad():
@@ -213,8 +229,10 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
         if matcher is not None and matcher.usable:
-            if pixels is None and "relu3_1" in fields:
-                pixels = cells_to_pixels(fields["relu3_1"], size)
+            if pixels is None:  # the first scale: copies from the deep matches, roughness from the surroundings
+                matcher.smooth_roughness()
+                if "relu3_1" in fields:
+                    pixels = cells_to_pixels(fields["relu3_1"], size)
             result, pixels = matcher.realise(result, pixels, opts.pixel_rounds, PIXEL_ITERS, opts.pixel_sharpness,
                                              seed, blend=opts.pixel_blend)
         else:

@@ -14,6 +14,13 @@ scale ends with a pixel match field, one source pixel per hole pixel:
   pixels its patch overlaps) and a vote: every hole pixel takes the weighted mean of the source pixels
   that the patches covering it point to; a patch's weight falls with its distance, so one good match
   outvotes poor ones rather than blending with them.
+- The patch distance also compares roughness features (Newson et al. 2014's texture features: the local
+  mean absolute difference between neighbours, measured at the frame's own resolution and averaged down
+  to each scale). The sources' are known; the hole's are voted through the matches with the colours.
+  At the first scale they start as the membrane fill of the surroundings' (the deep matches may have
+  put structure where the guide is smooth, and would carry its roughness along); at a finer scale, as
+  the vote of the coarser scale's doubled field. Without them a blurred guide is matched best by smooth
+  copies, and faint texture (grain, vessels, stars) washes out into flat areas scale after scale.
 - The last vote can be blended in the gradient domain (blend.py): the same patches vote the differences
   between neighbouring source pixels, and the hole is solved to follow them, so copies that meet, and
   the hole's edge, join without a visible step.
@@ -27,11 +34,15 @@ import torch.nn.functional as F
 
 from .blend import differences, screened_poisson
 from .masks import dilate, downscale_mask
+from .membrane import membrane
 from .ops import patchmatch
 
 PATCH = 7
 CELL = 4  # pixels per relu3_1 position
 PIXEL_ITERS = 2  # PatchMatch iterations per round
+# Weight of the roughness features next to the colours in the pixel distance (colours and roughness both
+# in 0..1 units): the default of FillOptions.pixel_roughness and the patch prior's.
+ROUGHNESS = 3.0
 MAX_EXPONENT = 40.0  # exp(-40) ~ 4e-18: far from float32's smallest normal, 1e-38
 
 
@@ -59,6 +70,26 @@ def upsample_field(field, source_shape):
     sx = (up % (Ws // 2)) * 2 + dx
     ok = (up >= 0) & (sy < Hs) & (sx < Ws)
     return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
+
+
+def roughness(rgb, known):
+    """How rough the photo is around each pixel ([2, H, W]): the mean absolute difference between
+    horizontal (first channel) and vertical (second) neighbours, over colour channels and over the pairs of
+    known pixels in the PATCH x PATCH window around it (0 where there are none)."""
+    k = known.to(rgb.dtype)
+    vx, vy = k[:, 1:] * k[:, :-1], k[1:, :] * k[:-1, :]  # pairs of known neighbours
+    dx, dy = differences(rgb)
+    pairs = torch.stack([F.pad(vx, (0, 1)), F.pad(vy, (0, 0, 0, 1))])
+    sums = torch.stack([F.pad(dx.abs().mean(0) * vx, (0, 1)), F.pad(dy.abs().mean(0) * vy, (0, 0, 0, 1))])
+    box = torch.ones(2, 1, PATCH, PATCH, dtype=rgb.dtype, device=rgb.device)
+    num = F.conv2d(sums[None], box, padding=PATCH // 2, groups=2)[0]
+    den = F.conv2d(pairs[None], box, padding=PATCH // 2, groups=2)[0]
+    return torch.where(den > 0.5, num / den.clamp_min(1), torch.zeros_like(num))
+
+
+def at_side(x, side):
+    """A [C, n, n] map averaged down to side x side (itself at its own side)."""
+    return x if x.shape[-1] == side else F.interpolate(x[None], size=(side, side), mode="area")[0]
 
 
 class _Folder:
@@ -97,9 +128,13 @@ class PixelMatcher:
     """The targets (centres of patches that touch the hole) and sources (patches wholly known and inside
     the photo) of one scale's frame."""
 
-    def __init__(self, hole, inside):
+    def __init__(self, hole, inside, roughness=None):
         r = PATCH // 2
-        self.hole = hole
+        self.hole, self.inside = hole, inside
+        # Weighted roughness features of the photo (known pixels; None: colour alone), and the hole's current
+        # estimate of them, voted through the matches like the colours.
+        self.roughness = roughness
+        self.rough_now = None
         self.targets = dilate(hole, r) & inside
         within = torch.zeros_like(hole)
         within[r:-r, r:-r] = True  # a source patch must lie inside the frame: the vote reads all of it
@@ -113,8 +148,38 @@ class PixelMatcher:
         if index is None:  # every target starts at random
             index = torch.full(self.targets.shape, -1, dtype=torch.int64, device=rgb.device)
         index = torch.where(self.targets, index, -1)
-        return patchmatch(rgb, rgb, self.targets, self.sources, PATCH, "l2", init_index=index, iters=iters,
+        target, source = rgb, rgb
+        if self.roughness is not None:
+            if self.rough_now is None:
+                self.rough_now = self.seed_roughness(index)
+            target = torch.cat([rgb, self.rough_now])
+            source = torch.cat([rgb, self.roughness])
+        return patchmatch(target, source, self.targets, self.sources, PATCH, "l2", init_index=index, iters=iters,
                           radius=0, seed=seed)
+
+    def smooth_roughness(self):
+        """Start the hole's roughness as the membrane fill of its surroundings' (as rough as the photo around
+        it, smoothly in between), not from matches that may have put structure where the guide is smooth."""
+        if self.roughness is not None:
+            self.rough_now = membrane(self.roughness, ~self.hole & self.inside)
+
+    def seed_roughness(self, index):
+        """The hole's roughness before any vote: the plain mean over the source pixels that the valid matches
+        of `index` covering it point to (the sources' mean where none does)."""
+        n = index.shape[-1]
+        r = PATCH // 2
+        known = self.roughness
+        ok = self.targets & (index >= 0) & (index < n * n)
+        ok &= self.sources.flatten()[index.clamp(0, n * n - 1)]  # starts that are no source: none, as in patchmatch
+        mean = known[:, self.sources].mean(1)[:, None, None].expand_as(known)
+        if not bool(ok.any()):
+            return torch.where(self.hole, mean, known)
+        t = ok.flatten().nonzero().flatten()
+        offsets = torch.arange(-r, r + 1, device=index.device)
+        patch = (offsets[:, None] * n + offsets[None, :]).flatten()
+        at = index.flatten()[t][None, :] + patch[:, None]
+        voted = _Folder(t, n)(known.flatten(1)[:, at], known.new_ones(PATCH * PATCH, len(t)), mean)
+        return torch.where(self.hole, voted, known)
 
     def vote(self, rgb, index, dist, sharpness, blend=False):
         """Each hole pixel: the weighted mean of the source pixels that the matched patches covering it
@@ -145,6 +210,9 @@ class PixelMatcher:
         w = torch.exp(-((d[None, :] - best[covered]) / scale).clamp(max=MAX_EXPONENT))  # [PATCH^2, targets]
         fold = _Folder(t, n)
         colour = torch.where(self.hole, fold(flat[:, at], w, rgb), rgb)
+        if self.roughness is not None:
+            self.rough_now = torch.where(self.hole, fold(self.roughness.flatten(1)[:, at], w, self.roughness),
+                                         self.roughness)
         if not blend:
             return colour
         # Differences to the right (below) neighbour, on the frame's grid (0 past the last column, row),
@@ -195,7 +263,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
     than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
     patches many times its width, far from the pixels around it), each level starting from the vote of
-    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009).
+    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009), its distance
+    weighing roughness (ROUGHNESS, measured on `rgb`) as the pixel step's does.
     `smooth_fill(known, hole)` starts the coarsest level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
@@ -204,10 +273,11 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
            and radius * (sizes[-1] // 2) / n >= PRIOR_MIN_RADIUS):
         sizes.append(sizes[-1] // 2)
     x, field = None, None
+    rough = ROUGHNESS * roughness(rgb, ~hole & inside)
     for k, size in enumerate(reversed(sizes)):
-        known = F.interpolate(rgb[None], size=(size, size), mode="area")[0] if size != n else rgb
+        known = at_side(rgb, size)
         hole_s = downscale_mask(hole, size)
-        matcher = PixelMatcher(hole_s, ~downscale_mask(~inside, size))
+        matcher = PixelMatcher(hole_s, ~downscale_mask(~inside, size), at_side(rough, size))
         if x is None:
             start = torch.where(hole_s, smooth_fill(known, ~hole_s), known)
         else:

@@ -144,6 +144,9 @@ def test_scale_plan(n, plan):
     (dict(pixel_rounds=-1), "pixel_rounds"),
     (dict(pixel_blend="no"), "pixel_blend must be True or False"),
     (dict(pixel_sharpness=0), "pixel_sharpness"),
+    (dict(pixel_roughness=-1), "pixel_roughness must be a number >= 0"),
+    (dict(pixel_roughness=float("nan")), "pixel_roughness"),
+    (dict(pixel_roughness="3"), "pixel_roughness"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo

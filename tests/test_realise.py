@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from npsynth_ext.realise import CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, hole_radius, upsample_field
+from npsynth_ext.realise import (CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, hole_radius, roughness,
+                                 upsample_field)
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -49,7 +50,7 @@ def reference_vote(rgb, hole, targets, index, dist, sharpness):
     ds = torch.tensor([float(dist[y, x]) for y, x in centres])
     scale = sharpness * float(ds.median())
     for py, px in hole.nonzero().tolist():
-        acc, den = torch.zeros(3, dtype=rgb.dtype), 0.0
+        acc, den = torch.zeros(rgb.shape[0], dtype=rgb.dtype), 0.0
         for ty, tx in centres:
             if abs(ty - py) > r or abs(tx - px) > r:
                 continue
@@ -176,7 +177,8 @@ def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
 
     def levels(hole):
         seen = []
-        monkeypatch.setattr(realise, "PixelMatcher", lambda h, inside: seen.append(h.shape[-1]) or _Unusable())
+        monkeypatch.setattr(realise, "PixelMatcher",
+                            lambda h, inside, roughness=None: seen.append(h.shape[-1]) or _Unusable())
         realise.patch_prior(torch.rand(3, 128, 128), hole, torch.ones(128, 128, dtype=torch.bool),
                             lambda known, mask: known)
         return seen
@@ -191,3 +193,72 @@ def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
 
 class _Unusable:
     usable = False
+
+
+@pytest.mark.parametrize("h,w", [(13, 17), (9, 9)])
+def test_roughness_averages_the_differences_between_known_pixels(h, w):
+    g = torch.Generator().manual_seed(4)
+    rgb = torch.rand(3, h, w, generator=g, dtype=torch.float64)
+    known = torch.rand(h, w, generator=g) > 0.3
+    known[:, :2] = False  # a column band with no known difference at all
+    got = roughness(rgb, known)
+    r = PATCH // 2
+    want = torch.zeros(2, h, w, dtype=rgb.dtype)
+    for k, (dy, dx) in enumerate(((0, 1), (1, 0))):
+        for y in range(h):
+            for x in range(w):
+                diffs = [(rgb[:, qy + dy, qx + dx] - rgb[:, qy, qx]).abs().mean()
+                         for qy in range(max(y - r, 0), min(y + r, h - 1) + 1)
+                         for qx in range(max(x - r, 0), min(x + r, w - 1) + 1)
+                         if qy + dy < h and qx + dx < w and known[qy, qx] and known[qy + dy, qx + dx]]
+                want[k, y, x] = sum(diffs) / len(diffs) if diffs else 0.0
+    torch.testing.assert_close(got, want)
+
+
+def random_field(matcher, n, g):
+    sources = matcher.sources.flatten().nonzero().flatten()
+    index = sources[torch.randint(0, len(sources), (n, n), generator=g)].view(n, n)
+    return torch.where(matcher.targets, index, -1)
+
+
+def test_roughness_estimate_is_voted_like_the_colours():
+    """Before any vote the hole's roughness is the plain mean over the covering matches; a vote
+    gives them the colour vote's weights."""
+    g = torch.Generator().manual_seed(5)
+    n = 22
+    rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
+    rough = torch.rand(2, n, n, generator=g, dtype=torch.float64)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[8:14, 9:15] = True
+    matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool), rough)
+    index = random_field(matcher, n, g)
+    flat = torch.ones(n, n, dtype=torch.float64)
+    want = reference_vote(rough, hole, matcher.targets, index, flat, 1.0)
+    torch.testing.assert_close(matcher.seed_roughness(index), want)
+    dist = torch.rand(n, n, generator=g, dtype=torch.float64)
+    matcher.vote(rgb, index, dist, 0.5)
+    torch.testing.assert_close(matcher.rough_now, reference_vote(rough, hole, matcher.targets, index, dist, 0.5))
+
+
+def test_roughness_keeps_texture_under_a_smooth_guide():
+    """Half the photo is flat grey, half grey noise of the same mean. Matches that start in the noise are
+    kept there by the roughness features although the guide is flat; by colour alone they move to the flat
+    half, where the guide is matched exactly."""
+    n = 64
+    g = torch.Generator().manual_seed(6)
+    grey = torch.full((3, n, n), 0.5)
+    noisy = (0.5 + 0.2 * torch.randn(1, n, n, generator=g)).clamp(0, 1).expand(3, n, n)
+    rgb = torch.where(torch.arange(n)[None, None, :] >= n // 2, noisy, grey).contiguous()
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[20:40, 40:58] = True
+    guide = torch.where(hole, torch.full_like(rgb, 0.5), rgb)
+
+    def in_the_noise(rough):
+        """The share of hole pixels whose final match lies in the noisy half."""
+        matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool), rough)
+        start = torch.where(matcher.targets, torch.full((n, n), 10 * n + 50), -1)  # all in the noise
+        _, field = matcher.realise(guide, start, rounds=2, iters=3, sharpness=0.05, seed=0)
+        return float((field[hole] % n >= n // 2).float().mean())
+
+    assert in_the_noise(None) < 0.1
+    assert in_the_noise(3 * roughness(rgb, ~hole)) > 0.9
