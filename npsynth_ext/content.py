@@ -20,7 +20,7 @@ from torch import nn
 from .images import write_atomically
 from .masks import downscale_mask
 from .membrane import membrane
-from .realise import patch_prior
+from .realise import at_side, patch_prior
 
 def classical_prior(rgb, hole, inside):
     """Membrane fill of the hole from everything around it (padding included: it is reflected image)."""
@@ -43,7 +43,7 @@ def network_prior(net):
     def prior(rgb, hole, inside):
         n = rgb.shape[-1]
         side = net.config.size
-        small = F.interpolate(rgb[None], size=(side, side), mode="area")[0] if n != side else rgb
+        small = at_side(rgb, side)
         small_hole = downscale_mask(hole, side) if n != side else hole
         param = next(net.parameters())
         with torch.no_grad():

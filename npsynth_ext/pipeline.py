@@ -38,6 +38,8 @@ texture would wash out into flat areas from scale to scale.
 Pixels outside the hole never change.
 """
 import copy
+import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -49,7 +51,8 @@ from . import masks as masks_mod
 from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, roughness, upsample_field
+from .realise import (PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness,
+                      upsample_field)
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -87,10 +90,11 @@ class FillOptions:
     # The pixel step's last vote at each scale blended in the gradient domain (blend.py), so copies join
     # each other and the photo without a seam.
     pixel_blend: bool = True
-    # Weight of the roughness features (realise.roughness: local mean absolute differences, measured at the
+    # Scale of the roughness features (realise.roughness: local mean absolute differences, measured at the
     # frame's resolution and voted into the hole with the colours) next to the colours in the pixel step's
-    # patch distance. They keep a copy of fine texture from losing to a smooth copy where the guide is
-    # blurred, so faint texture (grain, vessels, stars) does not wash out into flat areas. 0: colour alone.
+    # patch distance (squared: differences count its square times). They keep a copy of fine texture from
+    # losing to a smooth copy where the guide is blurred, so faint texture (grain, vessels, stars) does not
+    # wash out into flat areas. 0: colours alone (the patch prior keeps realise.ROUGHNESS).
     pixel_roughness: float = ROUGHNESS
     # None: every frame is worked at the photo's resolution. A side: larger frames are worked on downscaled
     # to it (faster, softer) and pasted back upsampled.
@@ -121,8 +125,8 @@ class FillOptions:
         if self.pixel_rounds < 0 or not self.pixel_sharpness > 0:
             raise ValueError("pixel_rounds must be >= 0 and pixel_sharpness > 0")
         rough = self.pixel_roughness
-        if isinstance(rough, bool) or not isinstance(rough, (int, float)) or not rough >= 0:
-            raise ValueError(f"pixel_roughness must be a number >= 0, got {rough!r}")
+        if isinstance(rough, bool) or not isinstance(rough, numbers.Real) or not 0 <= rough < math.inf:
+            raise ValueError(f"pixel_roughness must be a finite number >= 0, got {rough!r}")
         self.pixel_roughness = float(self.pixel_roughness)
         if self.pixel_blend not in (True, False):
             raise ValueError(f"pixel_blend must be True or False, got {self.pixel_blend!r}")
@@ -206,7 +210,9 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     result, fields, pixels = None, {}, None
     plan = scale_plan(n, opts.iters, opts.metric)
     # Roughness measured at the frame's resolution, so the coarse levels know where the fine texture is.
-    rough = opts.pixel_roughness * roughness(rgb, ~hole & inside) if opts.pixel_roughness else None
+    rough = None
+    if opts.pixel_rounds and opts.pixel_roughness:
+        rough = frame_roughness(rgb, hole, inside, opts.pixel_roughness)
     for k, (size, iters, metric) in enumerate(plan):
         started = time.perf_counter()
         known = at_side(rgb, size)
@@ -229,7 +235,7 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
         if matcher is not None and matcher.usable:
-            if pixels is None:  # the first scale: copies from the deep matches, roughness from the surroundings
+            if pixels is None:  # no coarser copies: copies from the deep matches, roughness from the surroundings
                 matcher.smooth_roughness()
                 if "relu3_1" in fields:
                     pixels = cells_to_pixels(fields["relu3_1"], size)

@@ -40,8 +40,9 @@ from .ops import patchmatch
 PATCH = 7
 CELL = 4  # pixels per relu3_1 position
 PIXEL_ITERS = 2  # PatchMatch iterations per round
-# Weight of the roughness features next to the colours in the pixel distance (colours and roughness both
-# in 0..1 units): the default of FillOptions.pixel_roughness and the patch prior's.
+# Scale of the roughness features next to the colours in the pixel distance (colours and roughness both in
+# 0..1 units; the distance is squared, so roughness differences count ROUGHNESS^2 times): the default of
+# FillOptions.pixel_roughness, and the patch prior's whatever that option says.
 ROUGHNESS = 3.0
 MAX_EXPONENT = 40.0  # exp(-40) ~ 4e-18: far from float32's smallest normal, 1e-38
 
@@ -75,7 +76,8 @@ def upsample_field(field, source_shape):
 def roughness(rgb, known):
     """How rough the photo is around each pixel ([2, H, W]): the mean absolute difference between
     horizontal (first channel) and vertical (second) neighbours, over colour channels and over the pairs of
-    known pixels in the PATCH x PATCH window around it (0 where there are none)."""
+    known pixels whose left (upper) pixel lies in the PATCH x PATCH window around it (0 where there are
+    none)."""
     k = known.to(rgb.dtype)
     vx, vy = k[:, 1:] * k[:, :-1], k[1:, :] * k[:-1, :]  # pairs of known neighbours
     dx, dy = differences(rgb)
@@ -85,6 +87,15 @@ def roughness(rgb, known):
     num = F.conv2d(sums[None], box, padding=PATCH // 2, groups=2)[0]
     den = F.conv2d(pairs[None], box, padding=PATCH // 2, groups=2)[0]
     return torch.where(den > 0.5, num / den.clamp_min(1), torch.zeros_like(num))
+
+
+def frame_roughness(rgb, hole, inside, scale):
+    """scale x roughness of a frame's known pixels inside the photo; where the frame is padded beyond the
+    photo, and in the hole, the membrane fill of it, so patches that reach into the padding compare
+    roughness that continues the photo's rather than a flat 0."""
+    known = ~hole & inside
+    rough = scale * roughness(rgb, known)
+    return torch.where(inside & ~hole, rough, membrane(rough, known))
 
 
 def at_side(x, side):
@@ -143,7 +154,8 @@ class PixelMatcher:
 
     def match(self, rgb, index, iters, seed):
         """PatchMatch of the current image's patches from `index` (entries that are no valid source start
-        at random); iters=0 only measures the given matches."""
+        at random); iters=0 only measures the given matches. With roughness, the first call also starts the
+        hole's roughness from `index` (seed_roughness) unless smooth_roughness started it."""
         rgb = rgb.contiguous()
         if index is None:  # every target starts at random
             index = torch.full(self.targets.shape, -1, dtype=torch.int64, device=rgb.device)
@@ -161,25 +173,26 @@ class PixelMatcher:
         """Start the hole's roughness as the membrane fill of its surroundings' (as rough as the photo around
         it, smoothly in between), not from matches that may have put structure where the guide is smooth."""
         if self.roughness is not None:
-            self.rough_now = membrane(self.roughness, ~self.hole & self.inside)
+            self.rough_now = torch.where(self.hole, membrane(self.roughness, ~self.hole & self.inside),
+                                         self.roughness)
 
     def seed_roughness(self, index):
         """The hole's roughness before any vote: the plain mean over the source pixels that the valid matches
         of `index` covering it point to (the sources' mean where none does)."""
         n = index.shape[-1]
         r = PATCH // 2
-        known = self.roughness
+        rough = self.roughness
         ok = self.targets & (index >= 0) & (index < n * n)
         ok &= self.sources.flatten()[index.clamp(0, n * n - 1)]  # starts that are no source: none, as in patchmatch
-        mean = known[:, self.sources].mean(1)[:, None, None].expand_as(known)
+        mean = rough[:, self.sources].mean(1)[:, None, None].expand_as(rough)
         if not bool(ok.any()):
-            return torch.where(self.hole, mean, known)
+            return torch.where(self.hole, mean, rough)
         t = ok.flatten().nonzero().flatten()
         offsets = torch.arange(-r, r + 1, device=index.device)
         patch = (offsets[:, None] * n + offsets[None, :]).flatten()
         at = index.flatten()[t][None, :] + patch[:, None]
-        voted = _Folder(t, n)(known.flatten(1)[:, at], known.new_ones(PATCH * PATCH, len(t)), mean)
-        return torch.where(self.hole, voted, known)
+        voted = _Folder(t, n)(rough.flatten(1)[:, at], rough.new_ones(PATCH * PATCH, len(t)), mean)
+        return torch.where(self.hole, voted, rough)
 
     def vote(self, rgb, index, dist, sharpness, blend=False):
         """Each hole pixel: the weighted mean of the source pixels that the matched patches covering it
@@ -264,7 +277,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
     patches many times its width, far from the pixels around it), each level starting from the vote of
     the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009), its distance
-    weighing roughness (ROUGHNESS, measured on `rgb`) as the pixel step's does.
+    weighing roughness (ROUGHNESS, measured on `rgb`) as the pixel step's does; at the coarsest level,
+    with no matches yet, the hole's roughness starts at the sources' mean.
     `smooth_fill(known, hole)` starts the coarsest level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
@@ -273,7 +287,7 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
            and radius * (sizes[-1] // 2) / n >= PRIOR_MIN_RADIUS):
         sizes.append(sizes[-1] // 2)
     x, field = None, None
-    rough = ROUGHNESS * roughness(rgb, ~hole & inside)
+    rough = frame_roughness(rgb, hole, inside, ROUGHNESS)
     for k, size in enumerate(reversed(sizes)):
         known = at_side(rgb, size)
         hole_s = downscale_mask(hole, size)

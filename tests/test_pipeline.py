@@ -144,9 +144,10 @@ def test_scale_plan(n, plan):
     (dict(pixel_rounds=-1), "pixel_rounds"),
     (dict(pixel_blend="no"), "pixel_blend must be True or False"),
     (dict(pixel_sharpness=0), "pixel_sharpness"),
-    (dict(pixel_roughness=-1), "pixel_roughness must be a number >= 0"),
+    (dict(pixel_roughness=-1), "pixel_roughness must be a finite number >= 0"),
     (dict(pixel_roughness=float("nan")), "pixel_roughness"),
     (dict(pixel_roughness="3"), "pixel_roughness"),
+    (dict(pixel_roughness=float("inf")), "pixel_roughness must be a finite number"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
@@ -319,3 +320,39 @@ def test_max_frame_caps_the_working_side(net, monkeypatch):
     mask[100:600, 300:800] = True
     out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 0), max_frame=256, progress=False)
     assert sides == [256] and (out[~mask] == img[~mask]).all()
+
+
+@pytest.mark.parametrize("weight", [0, 2.5])
+def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
+    """pixel_roughness=0 gives the pixel step no roughness; otherwise each level gets the frame's roughness
+    times the weight at its own side, and only the first level starts the hole's from the surroundings
+    (finer ones from the coarser copies)."""
+    from npsynth_ext import pipeline, realise
+
+    made, smoothed = [], []
+
+    class Recording(realise.PixelMatcher):
+        def __init__(self, hole, inside, roughness=None):
+            super().__init__(hole, inside, roughness)
+            made.append((hole.shape[-1], roughness))
+
+        def smooth_roughness(self):
+            smoothed.append(self.hole.shape[-1])
+            super().smooth_roughness()
+
+    monkeypatch.setattr(pipeline, "PixelMatcher", Recording)
+    img = np.ascontiguousarray(data.coffee()[40:296, 100:356])
+    mask = np.zeros(img.shape[:2], bool)
+    mask[64:192, 64:192] = True  # a 256 frame: levels of 128 and 256
+    nx.fill(img, mask, texture_net=net, pixel_roughness=weight, **FAST)
+    sides = [side for side, _ in made]
+    assert sides == [128, 256]
+    assert smoothed == [128]
+    if weight == 0:
+        assert all(r is None for _, r in made)
+        return
+    assert [tuple(r.shape) for _, r in made] == [(2, 128, 128), (2, 256, 256)]
+    # the frame is the whole photo: at 256 the roughness is the weight times that of its known pixels
+    rgb = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    known = ~torch.from_numpy(mask)
+    torch.testing.assert_close(made[1][1][:, known], weight * realise.roughness(rgb, known)[:, known])

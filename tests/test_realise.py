@@ -200,7 +200,7 @@ def test_roughness_averages_the_differences_between_known_pixels(h, w):
     g = torch.Generator().manual_seed(4)
     rgb = torch.rand(3, h, w, generator=g, dtype=torch.float64)
     known = torch.rand(h, w, generator=g) > 0.3
-    known[:, :2] = False  # a column band with no known difference at all
+    known[:, :5] = False  # columns 0-1: no known pair reaches their window
     got = roughness(rgb, known)
     r = PATCH // 2
     want = torch.zeros(2, h, w, dtype=rgb.dtype)
@@ -212,6 +212,7 @@ def test_roughness_averages_the_differences_between_known_pixels(h, w):
                          for qx in range(max(x - r, 0), min(x + r, w - 1) + 1)
                          if qy + dy < h and qx + dx < w and known[qy, qx] and known[qy + dy, qx + dx]]
                 want[k, y, x] = sum(diffs) / len(diffs) if diffs else 0.0
+    assert (want == 0).any() and (want > 0).any()
     torch.testing.assert_close(got, want)
 
 
@@ -262,3 +263,46 @@ def test_roughness_keeps_texture_under_a_smooth_guide():
 
     assert in_the_noise(None) < 0.1
     assert in_the_noise(3 * roughness(rgb, ~hole)) > 0.9
+
+
+def test_roughness_seed_ignores_starts_that_are_no_source():
+    """Starts of -1, past the frame or on a pixel that is no source are left out of the plain mean; hole
+    pixels that no valid start covers take the sources' mean roughness."""
+    g = torch.Generator().manual_seed(7)
+    n = 24
+    rough = torch.rand(2, n, n, generator=g, dtype=torch.float64)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[8:16, 6:17] = True
+    matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool), rough)
+    index = random_field(matcher, n, g)
+    index[:, :12] = torch.where(matcher.targets[:, :12], -1, index[:, :12])  # the left half: no starts
+    index[15, 14] = n * n + 5  # past the frame
+    index[10, 16] = 12 * n + 12  # a hole pixel: no source
+    valid = matcher.targets & (index >= 0) & (index < n * n)
+    valid &= matcher.sources.flatten()[index.clamp(0, n * n - 1)]
+    assert not valid[15, 14] and not valid[10, 16] and valid.any()
+    want = reference_vote(rough, hole, valid, index, torch.ones(n, n, dtype=torch.float64), 1.0)
+    r = PATCH // 2
+    covered = torch.nn.functional.max_pool2d(valid[None, None].double(), PATCH, 1, r)[0, 0] > 0
+    mean = rough[:, matcher.sources].mean(1)
+    want = torch.where(hole & ~covered, mean[:, None, None], want)
+    assert (hole & ~covered).any()
+    torch.testing.assert_close(matcher.seed_roughness(index), want)
+
+
+def test_frame_roughness_continues_into_the_padding():
+    """Outside the photo the frame is padded by reflection; its roughness there is the membrane fill of the
+    photo's, not the 0 of a window without known pairs."""
+    from npsynth_ext.realise import frame_roughness
+
+    g = torch.Generator().manual_seed(8)
+    n = 32
+    rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[10:20, 22:30] = True
+    inside = torch.ones(n, n, dtype=torch.bool)
+    inside[:, 24:] = False
+    got = frame_roughness(rgb, hole, inside, 2.0)
+    known = ~hole & inside
+    torch.testing.assert_close(got[:, known], 2 * roughness(rgb, known)[:, known])
+    assert (got[:, :, 28:] > 0.5 * got[:, known].mean()).all()  # far into the padding, as rough as the photo
