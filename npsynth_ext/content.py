@@ -22,6 +22,7 @@ from .masks import downscale_mask
 from .membrane import membrane
 from .realise import at_side, patch_prior
 
+
 def classical_prior(rgb, hole, inside):
     """Membrane fill of the hole from everything around it (padding included: it is reflected image)."""
     return membrane(rgb, ~hole)

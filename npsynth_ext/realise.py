@@ -94,8 +94,13 @@ def frame_roughness(rgb, hole, inside, scale):
     photo, and in the hole, the membrane fill of it, so patches that reach into the padding compare
     roughness that continues the photo's rather than a flat 0."""
     known = ~hole & inside
-    rough = scale * roughness(rgb, known)
-    return torch.where(inside & ~hole, rough, membrane(rough, known))
+    return membrane(scale * roughness(rgb, known), known)  # the membrane keeps the known pixels' values
+
+
+def patch_offsets(width, device=None):
+    """The flat offsets of a PATCH x PATCH patch's pixels from its centre, on a grid `width` wide, row by row."""
+    offsets = torch.arange(-(PATCH // 2), PATCH // 2 + 1, device=device)
+    return (offsets[:, None] * width + offsets[None, :]).flatten()
 
 
 def at_side(x, side):
@@ -180,7 +185,6 @@ class PixelMatcher:
         """The hole's roughness before any vote: the plain mean over the source pixels that the valid matches
         of `index` covering it point to (the sources' mean where none does)."""
         n = index.shape[-1]
-        r = PATCH // 2
         rough = self.roughness
         ok = self.targets & (index >= 0) & (index < n * n)
         ok &= self.sources.flatten()[index.clamp(0, n * n - 1)]  # starts that are no source: none, as in patchmatch
@@ -188,9 +192,7 @@ class PixelMatcher:
         if not bool(ok.any()):
             return torch.where(self.hole, mean, rough)
         t = ok.flatten().nonzero().flatten()
-        offsets = torch.arange(-r, r + 1, device=index.device)
-        patch = (offsets[:, None] * n + offsets[None, :]).flatten()
-        at = index.flatten()[t][None, :] + patch[:, None]
+        at = index.flatten()[t][None, :] + patch_offsets(n, index.device)[:, None]
         voted = _Folder(t, n)(rough.flatten(1)[:, at], rough.new_ones(PATCH * PATCH, len(t)), mean)
         return torch.where(self.hole, voted, rough)
 
@@ -209,16 +211,14 @@ class PixelMatcher:
         t = self.targets.flatten().nonzero().flatten()
         m = index.flatten()[t]
         d = dist.flatten()[t]
-        offsets = torch.arange(-r, r + 1, device=rgb.device)
-        patch = (offsets[:, None] * n + offsets[None, :]).flatten()  # a source patch's pixels, from its centre
-        at = m[None, :] + patch[:, None]  # [PATCH^2, targets]: the sources' pixels
+        at = m[None, :] + patch_offsets(n, rgb.device)[:, None]  # [PATCH^2, targets]: the sources' pixels
         # The best distance covering each pixel, on the frame padded by r (target patches may stick out).
         side = n + 2 * r
         padded = (t // n + r) * side + (t % n + r)
         spread = d.new_full((side * side,), float("inf"))
         spread[padded] = d
         best = -F.max_pool2d(-spread.view(1, 1, side, side), PATCH, stride=1, padding=r).flatten()
-        covered = padded[None, :] + (offsets[:, None] * side + offsets[None, :]).flatten()[:, None]
+        covered = padded[None, :] + patch_offsets(side, rgb.device)[:, None]
         scale = sharpness * d.median().clamp_min(1e-12)
         w = torch.exp(-((d[None, :] - best[covered]) / scale).clamp(max=MAX_EXPONENT))  # [PATCH^2, targets]
         fold = _Folder(t, n)
@@ -233,6 +233,7 @@ class PixelMatcher:
         # these are the photo's own differences.
         dx, dy = differences(rgb)
         dx, dy = F.pad(dx, (0, 1)), F.pad(dy, (0, 0, 0, 1))
+        offsets = torch.arange(-r, r + 1, device=rgb.device)
         col = offsets.repeat(PATCH)  # a patch pixel's column (row) offset from the centre
         row = offsets.repeat_interleave(PATCH)
         gx = fold(dx.flatten(1)[:, at], w * (col < r).to(w)[:, None], dx)
