@@ -1,0 +1,104 @@
+"""Where one default fill's time goes, stage by stage: the demo photo (hole: the centre half of each side)
+at a frame of `side`, default options.
+
+    python benchmarks/fill_stages.py [--side 512] [--device cpu|cuda] [--repeats 3]
+
+Each stage is one of the pipeline's own functions, wrapped so that the device is synchronised before and
+after it: its seconds are its own, not those of work queued before it (the syncs add a few milliseconds
+on a GPU). A stage's seconds exclude the stages it calls (the patch prior runs the pixel step's matcher;
+solve_scale its re-matches), so the rows add up to the fill; "L-BFGS and VGG" is solve_scale's own. Seconds are those of the median run; the
+VGG unit (VGG-19 forward+backward to relu4_1 at 512x512) is timed in the same process.
+"""
+import argparse
+import os
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import vgg_unit_seconds  # noqa: E402
+
+from npsynth_ext import pipeline, realise  # noqa: E402
+from npsynth_ext.fill import DEMO_IMAGE, DEMO_MASK  # noqa: E402
+from npsynth_ext.vgg import load_texture_net  # noqa: E402
+
+SPENT = defaultdict(float)
+CHILDREN = [0.0]  # seconds spent in wrapped stages called by the stage now running (a stack)
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(name, fn, device):
+    """fn, with its synchronised seconds, less those of the wrapped stages it calls, added to SPENT[name]."""
+    def wrapper(*args, **kwargs):
+        _sync(device)
+        start = time.perf_counter()
+        CHILDREN.append(0.0)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _sync(device)
+            seconds = time.perf_counter() - start
+            SPENT[name] += seconds - CHILDREN.pop()
+            CHILDREN[-1] += seconds
+    return wrapper
+
+
+def instrument(device):
+    """Wrap the pipeline's stages in place (for this process only)."""
+    get_prior = pipeline.get_prior
+    pipeline.get_prior = lambda kind: timed("content prior", get_prior(kind), device)
+    pipeline.frame_roughness = timed("roughness of the frame", pipeline.frame_roughness, device)
+    pipeline.cells_to_pixels = timed("deep matches to pixels", pipeline.cells_to_pixels, device)
+    pipeline.upsample_field = timed("pixel matches doubled", pipeline.upsample_field, device)
+    pipeline.solve_scale = timed("solve_scale", pipeline.solve_scale, device)
+    matcher = pipeline.PixelMatcher
+    matcher.__init__ = timed("pixel matcher set-up", matcher.__init__, device)
+    matcher.replay = timed("pixel step: replay at the next scale", matcher.replay, device)
+    matcher.smooth_roughness = timed("pixel step: roughness start", matcher.smooth_roughness, device)
+    matcher.realise = timed("pixel step: the rest of realise", matcher.realise, device)
+    realise.patchmatch = timed("pixel step: its patchmatch calls", realise.patchmatch, device)
+    matcher.vote = timed("pixel step: votes (and the blend)", matcher.vote, device)
+    pipeline.TextureTerm.rematch = timed("re-matches (patch_nn, patchmatch)", pipeline.TextureTerm.rematch, device)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--side", type=int, default=512)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    net = load_texture_net(device=args.device)
+    unit = vgg_unit_seconds(net, args.device, 3)
+    image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((args.side, args.side), Image.BICUBIC)).copy()
+    hole = np.asarray(Image.open(DEMO_MASK).resize((args.side, args.side), Image.NEAREST)) > 0
+    opts = pipeline.FillOptions(device=args.device, progress=False, texture_net=net)
+    pipeline.fill_u8(image, hole, opts)  # warm-up: kernels loaded, allocator primed
+    instrument(args.device)
+    runs = []
+    for _ in range(args.repeats):
+        SPENT.clear()
+        start = time.perf_counter()
+        pipeline.fill_u8(image, hole, opts)
+        runs.append((time.perf_counter() - start, dict(SPENT)))
+    runs.sort(key=lambda r: r[0])
+    total, spent = runs[len(runs) // 2]
+    spent["L-BFGS and VGG"] = spent.pop("solve_scale", 0.0)
+    spent["the rest (framing, resizing, copies)"] = total - sum(spent.values())
+    print(f"{args.side}x{args.side} demo fill on {args.device}: median of {args.repeats} runs {total:.3f} s = "
+          f"{total / unit:.1f} VGG units (VGG unit {unit * 1e3:.1f} ms); all runs "
+          + ", ".join(f"{r[0]:.3f}" for r in runs) + " s")
+    print("\n| stage | seconds | share | VGG units |\n|---|---|---|---|")
+    for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {seconds:.3f} | {seconds / total:.0%} | {seconds / unit:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
