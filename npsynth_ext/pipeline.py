@@ -3,8 +3,9 @@
 fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, or per group of regions
 close together) and fills the frames one by one, each at its own resolution unless max_frame caps it. A
 frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 256 frame at 128 and 256, a
-512 frame at the paper's 128, 256 and 512, a 2048 frame at five). The content prior fills the hole at the
-coarsest level with a first guess (default "patches": pixel PatchMatch from a coarse pyramid level up, so
+512 frame at the paper's 128, 256 and 512, a 2048 frame at five), less the coarse levels where the hole
+would be thinner than MIN_LEVEL_RADIUS pixels (brush strokes: a 512 frame at 256 and 512). The content
+prior fills the hole at the coarsest level with a first guess (default "patches": pixel PatchMatch from a coarse pyramid level up, so
 the guess has the photo's structure; "classical" is a membrane). At each level it solves for the hole
 pixels x only:
 
@@ -51,7 +52,7 @@ from . import masks as masks_mod
 from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import (PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness,
+from .realise import (PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness, hole_radius,
                       upsample_field)
 from .vgg import LAYERS, load_texture_net
 
@@ -63,7 +64,7 @@ class FillOptions:
     alpha: float = 0.5  # texture weight (relative patch error vs. mean squared pixel error)
     beta: float = 0.1  # smoothness weight
     # L-BFGS iterations at the coarsest, middle and finest levels (a 512 frame's 128, 256 and 512); the
-    # extra levels of frames from 1024 px take the finest's count, and so does a frame of one level
+    # extra levels of frames from 1024 px take the finest's count, and so does a plan of one level
     # (scale_plan).
     iters: tuple = (100, 40, 10)
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
@@ -189,16 +190,27 @@ def frame_options(opts, number):
     return frame_opts
 
 
-def scale_plan(n, iters, metrics):
+# A level is worked only where the hole reaches at least this many of its pixels from edge to middle (the
+# patch prior's rule, realise.PRIOR_MIN_RADIUS): a thin stroke shrunk further is a line a pixel or two wide,
+# whose fill is decided by patches many times its width, and what it loses there (a thin pole crossing
+# it, fine grain along it) the finer levels, held to its low frequencies, do not get back.
+MIN_LEVEL_RADIUS = 3
+
+
+def scale_plan(n, iters, metrics, radius=None):
     """[(side, iterations, metric)] coarse to fine, over the levels of an n frame (masks.level_sides: n, n/2,
-    ... down to 128-255 px). iters and metrics are given as (coarsest, middle, finest), the paper's three
-    scales: the coarsest level, where the texture first forms from the prior, takes the first entry; the
-    finest the last, and so do the levels between the middle and the finest that frames of 1024 px and
-    more have (they refine detail that the levels below have placed); a two-level frame has no middle. A
-    frame of one level (a small hole's, 128-255 px) is worked at the photo's own resolution from the patch
-    prior's real pixels, as a finest level is, and takes the finest's entry: its cost stays in proportion
-    to its area."""
+    ... down to 128-255 px) less the coarser ones where the hole, `radius` pixels from edge to middle at
+    the frame's side (realise.hole_radius; None: any), is thinner than MIN_LEVEL_RADIUS (the finest is
+    always kept). iters and metrics are given as (coarsest, middle, finest), the paper's three scales:
+    the coarsest level, where the texture first forms from the prior, takes the first entry; the finest
+    the last, and so do the levels between the middle and the finest that frames of 1024 px and more
+    have (they refine detail that the levels below have placed); a two-level plan has no middle. A plan
+    of one level (a small or thin hole's) is worked at the photo's own resolution from the patch prior's
+    real pixels, as a finest level is, and takes the finest's entry: its cost stays in proportion to its
+    area."""
     sides = masks_mod.level_sides(n)
+    if radius is not None:
+        sides = [side for side in sides[:-1] if radius * side / n >= MIN_LEVEL_RADIUS] + sides[-1:]
     entries = {1: [2], 2: [0, 2]}.get(len(sides), [0, 1] + [2] * (len(sides) - 2))
     return [(side, iters[e], metrics[e]) for side, e in zip(sides, entries)]
 
@@ -208,7 +220,9 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result, fields, pixels = None, {}, None
-    plan = scale_plan(n, opts.iters, opts.metric)
+    # The radius only matters up to where the coarsest level would keep the hole: count no further.
+    coarsest = masks_mod.level_sides(n)[0]
+    plan = scale_plan(n, opts.iters, opts.metric, hole_radius(hole, cap=math.ceil(MIN_LEVEL_RADIUS * n / coarsest)))
     # Roughness measured at the frame's resolution, so the coarse levels know where the fine texture is.
     rough = None
     if opts.pixel_rounds and opts.pixel_roughness:

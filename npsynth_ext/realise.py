@@ -262,11 +262,12 @@ PRIOR_ITERS = 2
 PRIOR_SHARPNESS = 0.5
 
 
-def hole_radius(hole):
+def hole_radius(hole, cap=None):
     """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that leave
-    some of it (a 14-px brush stroke: 7; a 256-px box: 128)."""
+    some of it (a 14-px brush stroke: 7; a 256-px box: 128); at most `cap` (None: no cap), so a caller
+    that only asks whether the hole is that thick need not erode a large hole to its middle."""
     radius, core = 0, hole
-    while core.any():
+    while (cap is None or radius < cap) and core.any():
         core = -F.max_pool2d(-core[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
         radius += 1
     return radius

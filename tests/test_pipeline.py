@@ -131,6 +131,24 @@ def test_scale_plan(n, plan):
     assert scale_plan(n, (7, 8, 9), ("a", "b", "c")) == plan
 
 
+@pytest.mark.parametrize("n,radius,sides", [
+    (512, 12, [128, 256, 512]), (512, 11, [256, 512]), (512, 6, [256, 512]), (512, 5, [512]), (512, 0, [512]),
+    (256, 6, [128, 256]), (256, 5, [256]), (2048, 47, [256, 512, 1024, 2048]), (2048, 48, [128, 256, 512, 1024, 2048]),
+    (128, 0, [128])])
+def test_scale_plan_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius, sides):
+    """A level of side s is kept where radius * s / n >= 3 (MIN_LEVEL_RADIUS); the finest always. Entries are
+    taken as for a frame of as many levels: one level takes the finest's, two the coarsest's and finest's."""
+    from npsynth_ext.pipeline import MIN_LEVEL_RADIUS, scale_plan
+
+    assert MIN_LEVEL_RADIUS == 3
+    plan = scale_plan(n, (7, 8, 9), ("a", "b", "c"), radius)
+    assert [side for side, _, _ in plan] == sides
+    want = {1: [9], 2: [7, 9]}.get(len(sides), [7, 8] + [9] * (len(sides) - 2))
+    assert [it for _, it, _ in plan] == want
+    assert [m for _, _, m in plan] == [{7: "a", 8: "b", 9: "c"}[it] for it in want]
+
+
+
 @pytest.mark.parametrize("bad,match", [
     (dict(alpha=-1), "alpha and beta"),
     (dict(iters=(1, 2)), "three"),
@@ -356,3 +374,20 @@ def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
     rgb = torch.from_numpy(img).permute(2, 0, 1).float() / 255
     known = ~torch.from_numpy(mask)
     torch.testing.assert_close(made[1][1][:, known], weight * realise.roughness(rgb, known)[:, known])
+
+
+@pytest.mark.parametrize("rows,levels", [(6, [256]), (24, [128, 256])])
+def test_a_thin_hole_skips_the_coarse_level(net, monkeypatch, rows, levels):
+    """A 256 frame: a stroke 6 px thick (3 px from edge to middle, 1.5 at 128) is worked at 256 only; one
+    24 px thick at 128 and 256."""
+    from npsynth_ext import pipeline
+
+    sides = []
+    solve = pipeline.solve_scale
+    monkeypatch.setattr(pipeline, "solve_scale", lambda net, start, *rest, **kw: sides.append(start.shape[-1]) or
+                        solve(net, start, *rest, **kw))
+    img = np.ascontiguousarray(data.coffee()[40:296, 100:356])
+    mask = np.zeros(img.shape[:2], bool)
+    mask[100:100 + rows, 20:236] = True
+    out = nx.fill(img, mask, texture_net=net, **FAST)
+    assert sides == levels and (out[~mask] == img[~mask]).all()

@@ -170,6 +170,8 @@ def test_hole_radius_counts_erosions_to_the_middle(rows, cols, want):
     hole = torch.zeros(40, 40, dtype=torch.bool)
     hole[5:5 + rows, 2:2 + cols] = True
     assert hole_radius(hole) == want
+    assert hole_radius(hole, cap=3) == min(want, 3)
+    assert hole_radius(hole, cap=want + 5) == want
 
 
 def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
