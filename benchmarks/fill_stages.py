@@ -5,9 +5,10 @@ at a frame of `side`, default options.
 
 Each stage is one of the pipeline's own functions, wrapped so that the device is synchronised before and
 after it: its seconds are its own, not those of work queued before it (the syncs add a few milliseconds
-on a GPU). A stage's seconds exclude the stages it calls (the patch prior runs the pixel step's matcher;
-solve_scale its re-matches), so the rows add up to the fill; "L-BFGS and VGG" is solve_scale's own. Seconds are those of the median run; the
-VGG unit (VGG-19 forward+backward to relu4_1 at 512x512) is timed in the same process.
+on a GPU). A stage's seconds exclude the stages it calls, so the rows add up to the fill: the patch prior
+runs the pixel step's matcher too, whose rows are then named "content prior: ..."; solve_scale runs the
+re-matches, and "L-BFGS and VGG" is solve_scale's own time. Seconds are those of the median run; the VGG
+unit (VGG-19 forward+backward to relu4_1 at 512x512) is timed in the same process.
 """
 import argparse
 import os
@@ -28,6 +29,8 @@ from npsynth_ext.vgg import load_texture_net  # noqa: E402
 
 SPENT = defaultdict(float)
 CHILDREN = [0.0]  # seconds spent in wrapped stages called by the stage now running (a stack)
+RUNNING = []  # names of the wrapped stages now running, outermost first
+PRIOR = "content prior"
 
 
 def _sync(device):
@@ -36,17 +39,21 @@ def _sync(device):
 
 
 def timed(name, fn, device):
-    """fn, with its synchronised seconds, less those of the wrapped stages it calls, added to SPENT[name]."""
+    """fn, with its synchronised seconds, less those of the wrapped stages it calls, added to SPENT[name]
+    (the patch prior runs the pixel step's matcher too: what runs inside it is named "content prior: ...")."""
     def wrapper(*args, **kwargs):
+        label = f"{PRIOR}: {name}" if PRIOR in RUNNING and name != PRIOR else name
         _sync(device)
         start = time.perf_counter()
         CHILDREN.append(0.0)
+        RUNNING.append(name)
         try:
             return fn(*args, **kwargs)
         finally:
             _sync(device)
+            RUNNING.pop()
             seconds = time.perf_counter() - start
-            SPENT[name] += seconds - CHILDREN.pop()
+            SPENT[label] += seconds - CHILDREN.pop()
             CHILDREN[-1] += seconds
     return wrapper
 
@@ -54,10 +61,11 @@ def timed(name, fn, device):
 def instrument(device):
     """Wrap the pipeline's stages in place (for this process only)."""
     get_prior = pipeline.get_prior
-    pipeline.get_prior = lambda kind: timed("content prior", get_prior(kind), device)
+    pipeline.get_prior = lambda kind: timed(PRIOR, get_prior(kind), device)
     pipeline.frame_roughness = timed("roughness of the frame", pipeline.frame_roughness, device)
     pipeline.cells_to_pixels = timed("deep matches to pixels", pipeline.cells_to_pixels, device)
-    pipeline.upsample_field = timed("pixel matches doubled", pipeline.upsample_field, device)
+    # also the deep fields' start at the next scale when coarse_matches is on (not by default)
+    pipeline.upsample_field = timed("match fields doubled", pipeline.upsample_field, device)
     pipeline.solve_scale = timed("solve_scale", pipeline.solve_scale, device)
     matcher = pipeline.PixelMatcher
     matcher.__init__ = timed("pixel matcher set-up", matcher.__init__, device)
@@ -73,7 +81,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs; the median run is reported (odd is best)")
     args = parser.parse_args()
     net = load_texture_net(device=args.device)
     unit = vgg_unit_seconds(net, args.device, 3)

@@ -4,7 +4,7 @@ fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, o
 close together) and fills the frames one by one, each at its own resolution unless max_frame caps it. A
 frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 256 frame at 128 and 256, a
 512 frame at the paper's 128, 256 and 512, a 2048 frame at five), less the coarse levels where the hole
-would be thinner than MIN_LEVEL_RADIUS pixels (brush strokes: a 512 frame at 256 and 512). The content
+would be thinner than MIN_LEVEL_RADIUS pixels (a 512 frame of 14-px brush strokes: 256 and 512). The content
 prior fills the hole at the coarsest level with a first guess (default "patches": pixel PatchMatch from a coarse pyramid level up, so
 the guess has the photo's structure; "classical" is a membrane). At each level it solves for the hole
 pixels x only:
@@ -52,7 +52,7 @@ from . import masks as masks_mod
 from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import (PIXEL_ITERS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness, hole_radius,
+from .realise import (PIXEL_ITERS, PRIOR_MIN_RADIUS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness, hole_radius,
                       upsample_field)
 from .vgg import LAYERS, load_texture_net
 
@@ -194,7 +194,7 @@ def frame_options(opts, number):
 # patch prior's rule, realise.PRIOR_MIN_RADIUS): a thin stroke shrunk further is a line a pixel or two wide,
 # whose fill is decided by patches many times its width, and what it loses there (a thin pole crossing
 # it, fine grain along it) the finer levels, held to its low frequencies, do not get back.
-MIN_LEVEL_RADIUS = 3
+MIN_LEVEL_RADIUS = PRIOR_MIN_RADIUS
 
 
 def scale_plan(n, iters, metrics, radius=None):
@@ -220,9 +220,11 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result, fields, pixels = None, {}, None
-    # The radius only matters up to where the coarsest level would keep the hole: count no further.
+    # The radius only matters up to where the coarsest level would keep the hole: count no further
+    # (at most 48 erosions of a 2048 frame), and not at all for a frame of one level.
     coarsest = masks_mod.level_sides(n)[0]
-    plan = scale_plan(n, opts.iters, opts.metric, hole_radius(hole, cap=math.ceil(MIN_LEVEL_RADIUS * n / coarsest)))
+    radius = hole_radius(hole, cap=math.ceil(MIN_LEVEL_RADIUS * n / coarsest)) if coarsest < n else None
+    plan = scale_plan(n, opts.iters, opts.metric, radius)
     # Roughness measured at the frame's resolution, so the coarse levels know where the fine texture is.
     rough = None
     if opts.pixel_rounds and opts.pixel_roughness:

@@ -263,8 +263,8 @@ PRIOR_SHARPNESS = 0.5
 
 
 def hole_radius(hole, cap=None):
-    """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that leave
-    some of it (a 14-px brush stroke: 7; a 256-px box: 128); at most `cap` (None: no cap), so a caller
+    """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that empty
+    it (a 14-px brush stroke: 7; a 256-px box: 128); at most `cap` (None: no cap), so a caller
     that only asks whether the hole is that thick need not erode a large hole to its middle."""
     radius, core = 0, hole
     while (cap is None or radius < cap) and core.any():

@@ -148,7 +148,6 @@ def test_scale_plan_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius, 
     assert [m for _, _, m in plan] == [{7: "a", 8: "b", 9: "c"}[it] for it in want]
 
 
-
 @pytest.mark.parametrize("bad,match", [
     (dict(alpha=-1), "alpha and beta"),
     (dict(iters=(1, 2)), "three"),

@@ -171,6 +171,7 @@ def test_hole_radius_counts_erosions_to_the_middle(rows, cols, want):
     hole[5:5 + rows, 2:2 + cols] = True
     assert hole_radius(hole) == want
     assert hole_radius(hole, cap=3) == min(want, 3)
+    assert hole_radius(hole, cap=want) == want
     assert hole_radius(hole, cap=want + 5) == want
 
 
