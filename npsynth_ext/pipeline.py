@@ -52,8 +52,8 @@ from . import masks as masks_mod
 from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
-from .realise import (PIXEL_ITERS, PRIOR_MIN_RADIUS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels, frame_roughness, hole_radius,
-                      upsample_field)
+from .realise import (PIXEL_ITERS, PRIOR_MIN_RADIUS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels,
+                      frame_roughness, hole_radius, upsample_field)
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
