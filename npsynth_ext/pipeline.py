@@ -4,10 +4,10 @@ fill(image, mask) frames the hole (masks.plan_frames: a frame per hole region, o
 close together) and fills the frames one by one, each at its own resolution unless max_frame caps it. A
 frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 256 frame at 128 and 256, a
 512 frame at the paper's 128, 256 and 512, a 2048 frame at five), less the coarse levels where the hole
-would be thinner than MIN_LEVEL_RADIUS pixels (a 512 frame of 14-px brush strokes: 256 and 512). The content
-prior fills the hole at the coarsest level with a first guess (default "patches": pixel PatchMatch from a coarse pyramid level up, so
-the guess has the photo's structure; "classical" is a membrane). At each level it solves for the hole
-pixels x only:
+would be thinner than MIN_LEVEL_RADIUS pixels (a 512 frame of 14-px brush strokes: 256 and 512). The
+content prior fills the hole at the coarsest level with a first guess (default "patches": pixel PatchMatch
+from a coarse pyramid level up, so the guess has the photo's structure; "classical" is a membrane). At
+each level it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -53,7 +53,7 @@ from .content import get_prior, load_content_net
 from .images import to_mask, to_rgb_u8, write_image_atomically
 from .ops import patch_nn, patchmatch, texture_loss
 from .realise import (PIXEL_ITERS, PRIOR_MIN_RADIUS, ROUGHNESS, PixelMatcher, at_side, cells_to_pixels,
-                      frame_roughness, hole_radius, upsample_field)
+                      frame_roughness, hole_radius, thick_enough, upsample_field)
 from .vgg import LAYERS, load_texture_net
 
 PATCH_SIZE = 3
@@ -191,7 +191,7 @@ def frame_options(opts, number):
 
 
 # A level is worked only where the hole reaches at least this many of its pixels from edge to middle (the
-# patch prior's rule, realise.PRIOR_MIN_RADIUS): a thin stroke shrunk further is a line a pixel or two wide,
+# patch prior's rule, realise.thick_enough): a thin stroke shrunk further is a line a pixel or two wide,
 # whose fill is decided by patches many times its width, and what it loses there (a thin pole crossing
 # it, fine grain along it) the finer levels, held to its low frequencies, do not get back.
 MIN_LEVEL_RADIUS = PRIOR_MIN_RADIUS
@@ -210,7 +210,7 @@ def scale_plan(n, iters, metrics, radius=None):
     area."""
     sides = masks_mod.level_sides(n)
     if radius is not None:
-        sides = [side for side in sides[:-1] if radius * side / n >= MIN_LEVEL_RADIUS] + sides[-1:]
+        sides = [side for side in sides[:-1] if thick_enough(radius, side, n)] + sides[-1:]
     entries = {1: [2], 2: [0, 2]}.get(len(sides), [0, 1] + [2] * (len(sides) - 2))
     return [(side, iters[e], metrics[e]) for side, e in zip(sides, entries)]
 

@@ -262,6 +262,13 @@ PRIOR_ITERS = 2
 PRIOR_SHARPNESS = 0.5
 
 
+def thick_enough(radius, side, n):
+    """Whether a hole `radius` pixels from edge to middle in an n-px frame is still at least PRIOR_MIN_RADIUS
+    pixels from edge to middle at a level of `side` px: the rule for which levels the patch prior and the
+    pipeline work at (a thin stroke shrunk further is decided by patches many times its width)."""
+    return radius * side / n >= PRIOR_MIN_RADIUS
+
+
 def hole_radius(hole, cap=None):
     """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that empty
     it (a 14-px brush stroke: 7; a 256-px box: 128); at most `cap` (None: no cap), so a caller
@@ -286,7 +293,7 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     radius = hole_radius(hole)
     sizes = [n]
     while (sizes[-1] // 2 >= PRIOR_COARSEST and sizes[-1] % 2 == 0
-           and radius * (sizes[-1] // 2) / n >= PRIOR_MIN_RADIUS):
+           and thick_enough(radius, sizes[-1] // 2, n)):
         sizes.append(sizes[-1] // 2)
     x, field = None, None
     rough = frame_roughness(rgb, hole, inside, ROUGHNESS)
