@@ -83,6 +83,10 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="runs; the median run is reported (odd is best)")
     args = parser.parse_args()
+    if args.repeats < 1 or args.side < 32:
+        parser.error(f"--repeats must be >= 1 and --side >= 32; got {args.repeats} and {args.side}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no GPU is visible to torch")
     net = load_texture_net(device=args.device)
     unit = vgg_unit_seconds(net, args.device, 3)
     image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((args.side, args.side), Image.BICUBIC)).copy()
