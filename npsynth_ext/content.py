@@ -29,7 +29,8 @@ def classical_prior(rgb, hole, inside):
 
 
 def patches_prior(rgb, hole, inside):
-    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the membrane fill."""
+    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the membrane fill and
+    blended into the photo in the gradient domain."""
     return patch_prior(rgb, hole, inside, membrane)
 
 

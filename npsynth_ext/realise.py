@@ -287,7 +287,10 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     patches many times its width, far from the pixels around it), each level starting from the vote of
     the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009), its distance
     weighing roughness (ROUGHNESS, measured on `rgb`) as the pixel step's does; at the coarsest level,
-    with no matches yet, the hole's roughness starts at the sources' mean.
+    with no matches yet, the hole's roughness starts at the sources' mean. The last level's vote is blended
+    in the gradient domain (blend.py): copies of a brightness other than the hole edge's would leave a step
+    there, which the first scale's deep matching takes for an edge of the photo and the texture term then
+    draws (a dark band along the edge of a hole in a smooth, shaded area).
     `smooth_fill(known, hole)` starts the coarsest level. Returns the frame with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
@@ -310,7 +313,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
                 field = upsample_field(field, (size, size))
                 start = matcher.replay(start, field, PRIOR_SHARPNESS, seed * 100 + k)
         if matcher.usable:
-            x, field = matcher.realise(start, field, PRIOR_ROUNDS, PRIOR_ITERS, PRIOR_SHARPNESS, seed * 100 + k)
+            x, field = matcher.realise(start, field, PRIOR_ROUNDS, PRIOR_ITERS, PRIOR_SHARPNESS, seed * 100 + k,
+                                       blend=k == len(sizes) - 1)
         else:
             x, field = start, None
     return x

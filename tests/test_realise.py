@@ -309,3 +309,19 @@ def test_frame_roughness_continues_into_the_padding():
     known = ~hole & inside
     torch.testing.assert_close(got[:, known], 2 * roughness(rgb, known)[:, known])
     assert (got[:, :, 28:] > 0.5 * got[:, known].mean()).all()  # far into the padding, as rough as the photo
+
+
+def test_the_prior_joins_the_photo_without_a_step():
+    """A brightness ramp with a hole across its whole height: no source patch has the hole's middle
+    colours, so copies from either side meet in a step (nearly the whole brightness range across the hole)
+    unless the last level is blended in the gradient domain, which follows the copies' own slope."""
+    from npsynth_ext.content import patches_prior
+
+    n = 64
+    ramp = (torch.arange(n, dtype=torch.float32) / n)[None, None, :].expand(3, n, n).contiguous()
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    hole[:, 24:40] = True
+    out = patches_prior(torch.where(hole, torch.zeros_like(ramp), ramp), hole, torch.ones(n, n, dtype=torch.bool))
+    assert torch.equal(out[:, ~hole], ramp[:, ~hole])
+    steps = (out[:, :, 1:] - out[:, :, :-1]).abs()
+    assert steps.max() < 3 / n, steps.max()
