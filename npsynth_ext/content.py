@@ -4,9 +4,10 @@ refines.
 A prior is any callable prior(rgb [3, n, n] 0..1, hole [n, n] bool, inside [n, n] bool) -> [3, n, n] that
 returns the image with the hole filled (pixels outside the hole are ignored by the caller). `classical`
 needs no weights: a membrane (harmonic) fill solved coarse-to-fine, so the hole takes the smooth
-interpolation of its whole boundary. `patches` starts from that membrane at a 32-px
-pyramid level and rebuilds the hole from the photo's own pixels level by level (realise.patch_prior), so
-the guess carries the surroundings' structure and texture rather than a blur. `network` is the paper's
+interpolation of its whole boundary. `patches` starts from an onion-peel fill (onion.py: the hole grown
+inward ring by ring from copies of the photo's pixels) at a 32-px pyramid level and rebuilds the hole
+from the photo's own pixels level by level (realise.patch_prior), so the guess carries the
+surroundings' structure and texture rather than a blur. `network` is the paper's
 content network (a Context Encoder with a fully-connected bottleneck and ELU activations), trained by the
 user with `python -m npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
 """
@@ -20,6 +21,7 @@ from torch import nn
 from .images import write_atomically
 from .masks import downscale_mask
 from .membrane import membrane
+from .onion import onion_start
 from .realise import at_side, patch_prior
 
 
@@ -29,9 +31,9 @@ def classical_prior(rgb, hole, inside):
 
 
 def patches_prior(rgb, hole, inside):
-    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the membrane fill and
-    blended into the photo in the gradient domain."""
-    return patch_prior(rgb, hole, inside, membrane)
+    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the onion-peel fill
+    (onion.py) and blended into the photo in the gradient domain."""
+    return patch_prior(rgb, hole, inside, onion_start)
 
 
 PRIORS = {"classical": classical_prior, "patches": patches_prior}

@@ -280,7 +280,7 @@ def hole_radius(hole, cap=None):
     return radius
 
 
-def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
+def patch_prior(rgb, hole, inside, start_fill, seed=0):
     """A first guess of the hole with the photo's structure: pixel EM from a coarse pyramid level up to
     the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
     than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
@@ -291,7 +291,8 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     in the gradient domain (blend.py): copies of a brightness other than the hole edge's would leave a step
     there, which the first scale's deep matching takes for an edge of the photo and the texture term then
     draws (a dark band along the edge of a hole in a smooth, shaded area).
-    `smooth_fill(known, hole)` starts the coarsest level. Returns the frame with its hole filled."""
+    `start_fill(known_rgb, hole, inside)` starts the coarsest level (onion.onion_start). Returns the frame
+    with its hole filled."""
     n = rgb.shape[-1]
     radius = hole_radius(hole)
     sizes = [n]
@@ -303,9 +304,10 @@ def patch_prior(rgb, hole, inside, smooth_fill, seed=0):
     for k, size in enumerate(reversed(sizes)):
         known = at_side(rgb, size)
         hole_s = downscale_mask(hole, size)
-        matcher = PixelMatcher(hole_s, ~downscale_mask(~inside, size), at_side(rough, size))
+        inside_s = ~downscale_mask(~inside, size)
+        matcher = PixelMatcher(hole_s, inside_s, at_side(rough, size))
         if x is None:
-            start = torch.where(hole_s, smooth_fill(known, ~hole_s), known)
+            start = torch.where(hole_s, start_fill(known, hole_s, inside_s), known)
         else:
             up = F.interpolate(x[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
             start = torch.where(hole_s, up, known)

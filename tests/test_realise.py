@@ -184,7 +184,7 @@ def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
         monkeypatch.setattr(realise, "PixelMatcher",
                             lambda h, inside, roughness=None: seen.append(h.shape[-1]) or _Unusable())
         realise.patch_prior(torch.rand(3, 128, 128), hole, torch.ones(128, 128, dtype=torch.bool),
-                            lambda known, mask: known)
+                            lambda known, hole, inside: known)
         return seen
 
     box = torch.zeros(128, 128, dtype=torch.bool)
