@@ -4,10 +4,11 @@ refines.
 A prior is any callable prior(rgb [3, n, n] 0..1, hole [n, n] bool, inside [n, n] bool) -> [3, n, n] that
 returns the image with the hole filled (pixels outside the hole are ignored by the caller). `classical`
 needs no weights: a membrane (harmonic) fill solved coarse-to-fine, so the hole takes the smooth
-interpolation of its whole boundary. `patches` starts from an onion-peel fill (onion.py: the hole grown
-inward ring by ring from copies of the photo's pixels) at a 32-px pyramid level and rebuilds the hole
-from the photo's own pixels level by level (realise.patch_prior), so the guess carries the
-surroundings' structure and texture rather than a blur. `network` is the paper's
+interpolation of its whole boundary. `patches` starts at a coarse pyramid level (32 px for most holes)
+from an onion-peel fill (onion.py: the hole grown inward ring by ring from copies of the photo's pixels;
+a thin hole's coarsest level, over 64 px, from the membrane) and rebuilds the hole from the photo's own
+pixels level by level (realise.patch_prior), so the guess carries the surroundings' structure and
+texture rather than a blur. `network` is the paper's
 content network (a Context Encoder with a fully-connected bottleneck and ELU activations), trained by the
 user with `python -m npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
 """

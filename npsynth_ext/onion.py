@@ -5,11 +5,11 @@ Each ring is the hole pixels that touch (8-neighbours) a known or already filled
 ring takes the centre of the source patch (PATCH x PATCH, wholly known and inside the photo) closest to
 its own patch by mean squared colour difference over the pixels of its patch that are known or filled. A
 ring is matched all at once, so the result does not depend on an order of visits; of sources that fit
-equally well, the nearest wins (LOCALITY: a patch's known pixels may be too few to tell its centre, as
-below a straight edge, and a near copy continues its surroundings best). A membrane's colours
-are averages of the whole edge (a white cup rim beside a red saucer gives a brown that no surface of the
-photo has, and the first matches then copy whatever is brown); here each pixel continues what lies next
-to it, with the photo's own colours.
+equally well (within TIE), the nearest wins: a patch's known pixels may be too few to tell its centre, as
+below a straight edge, and a near copy continues its surroundings best. A membrane's colours are averages
+of the whole edge (a white cup rim beside a red saucer gives a brown that no surface of the photo has, and
+the first matches then copy whatever is brown); here each pixel continues what lies next to it, with the
+photo's own colours.
 
 Exact search costs ring pixels x sources per ring: ONION_MAX_SIDE bounds the level it is used at.
 """
@@ -20,21 +20,23 @@ from .membrane import membrane
 
 PATCH = 7
 ONION_MAX_SIDE = 64  # larger levels (a thin hole's prior starts at its frame's side) start from a membrane
-# Added per squared pixel between target and source: at most ~1e-5 on a 64-px level, below what one 8-bit
-# step of one channel adds (1.5e-5), so it only orders sources that fit equally well. Distances are
-# computed in float64, where it is not lost to rounding.
-LOCALITY = 1e-9
+# Distances within TIE of a ring pixel's best count as equal fits. One 8-bit step in one channel at one of
+# at most 48 counted pixels changes a distance by at least (1/255)^2 / 48 = 3.2e-7; float64 rounding of
+# the distances (sums of ~150 terms of at most 3) stays below 1e-12.
+TIE = 1e-9
 
 
 def onion_fill(values, known, sources_ok):
-    """values [C, n, n], known [n, n] (the pixels to keep), sources_ok [n, n] (where a source patch may lie:
+    """values [C, H, W], known [H, W] (the pixels to keep), sources_ok [H, W] (where a source patch may lie:
     known pixels inside the photo). Returns values with every pixel that is not known filled ring by ring;
     the membrane fill where no source patch exists."""
     C, H, W = values.shape
     r = PATCH // 2
-    ok = (sources_ok & known).to(values.dtype)
+    if known.all() or H < PATCH or W < PATCH:
+        return membrane(values, known)
+    ok = (sources_ok & known).float()
     whole = F.avg_pool2d(ok[None, None], PATCH, stride=1)[0, 0] > 1 - 1e-6  # [H - 2r, W - 2r] centres
-    if known.all() or not bool(whole.any()):
+    if not bool(whole.any()):
         return membrane(values, known)
     values64 = values.double()
     patches = F.unfold(values64[None], PATCH)[0][:, whole.flatten()].T  # [sources, C * PATCH^2]
@@ -45,18 +47,20 @@ def onion_fill(values, known, sources_ok):
     x = torch.where(known, values64, torch.zeros_like(values64))
     filled = known.clone()
     while not bool(filled.all()):
-        ring = (F.max_pool2d(filled[None, None].to(values.dtype), 3, stride=1, padding=1)[0, 0] > 0) & ~filled
+        ring = (F.max_pool2d(filled[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0) & ~filled
         t = ring.flatten().nonzero().flatten()
         windows = F.unfold(F.pad(x[None], (r, r, r, r)), PATCH)[0][:, t].T.reshape(len(t), C, PATCH * PATCH)
         weights = F.unfold(F.pad(filled.double()[None, None], (r, r, r, r)), PATCH)[0][:, t].T
         # sum over counted pixels of (target - source)^2, less the target's own squares (the same for every
-        # source), divided by how many pixels count.
+        # source, so the order of the sources and the gaps between their distances stay), divided by how
+        # many pixels count.
         cross = (windows * weights[:, None]).reshape(len(t), -1) @ patches.T
         dist = (weights @ squares.T - 2 * cross) / weights.sum(1, keepdim=True)
-        near = (t // W)[:, None] - source_y[None, :], (t % W)[:, None] - source_x[None, :]
-        dist = dist + LOCALITY * (near[0] ** 2 + near[1] ** 2)
+        near = ((t // W)[:, None] - source_y[None, :]) ** 2 + ((t % W)[:, None] - source_x[None, :]) ** 2
+        equal = dist <= dist.min(1, keepdim=True).values + TIE
+        best = torch.where(equal, near, torch.iinfo(near.dtype).max).argmin(1)
         flat = x.flatten(1).clone()
-        flat[:, t] = centres[dist.argmin(1)].T
+        flat[:, t] = centres[best].T
         x = flat.view_as(x)
         filled = filled | ring
     return x.to(values.dtype)
@@ -65,6 +69,6 @@ def onion_fill(values, known, sources_ok):
 def onion_start(known_rgb, hole, inside):
     """The coarsest level's start for the patch prior: the onion-peel fill of the hole from sources inside
     the photo, on levels up to ONION_MAX_SIDE; the membrane fill on larger ones."""
-    if known_rgb.shape[-1] > ONION_MAX_SIDE:
+    if max(known_rgb.shape[-2:]) > ONION_MAX_SIDE:
         return membrane(known_rgb, ~hole)
     return onion_fill(known_rgb, ~hole, inside)

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from npsynth_ext import onion
-from npsynth_ext.onion import LOCALITY, PATCH, onion_fill, onion_start
+from npsynth_ext.onion import PATCH, TIE, onion_fill, onion_start
 
 
 def reference_onion(values, known, sources_ok):
     """The same rule written pixel by pixel: ring after ring, each ring pixel takes the centre of the source
     patch (wholly known and allowed) with the least mean squared difference over its patch's pixels that
-    are known or filled (pixels past the frame do not count), plus LOCALITY x the squared distance from
-    the ring pixel to the source's centre; the whole ring is decided before it is written."""
+    are known or filled (pixels past the frame do not count); of the sources within TIE of the least, the
+    one nearest the ring pixel (the first in row order if several are as near). The whole ring is decided
+    before it is written."""
     C, H, W = values.shape
     r = PATCH // 2
     x = torch.where(known, values, torch.zeros_like(values)).double()
@@ -23,7 +24,7 @@ def reference_onion(values, known, sources_ok):
                 and bool(filled[max(y - 1, 0):y + 2, max(z - 1, 0):z + 2].any())]
         chosen = {}
         for y, z in ring:
-            best, arg = None, None
+            fits = []
             for sy, sz in centres:
                 total, count = 0.0, 0
                 for dy in range(-r, r + 1):
@@ -32,10 +33,11 @@ def reference_onion(values, known, sources_ok):
                         if 0 <= ty < H and 0 <= tz < W and filled[ty, tz]:
                             total += float(((x[:, ty, tz] - values[:, sy + dy, sz + dz].double()) ** 2).sum())
                             count += 1
-                d = total / count + LOCALITY * ((y - sy) ** 2 + (z - sz) ** 2)
-                if best is None or d < best:
-                    best, arg = d, (sy, sz)
-            chosen[(y, z)] = values[:, arg[0], arg[1]].double()
+                fits.append(total / count)
+            least = min(fits)
+            sy, sz = min((c for c, d in zip(centres, fits) if d <= least + TIE),
+                         key=lambda c: (c[0] - y) ** 2 + (c[1] - z) ** 2)
+            chosen[(y, z)] = values[:, sy, sz].double()
         for (y, z), v in chosen.items():
             x[:, y, z] = v
             filled[y, z] = True
@@ -57,20 +59,23 @@ def test_onion_fill_matches_the_reference(shape, box):
     assert torch.equal(got[:, known], values[:, known])
 
 
-def test_each_side_continues_with_its_own_colour():
-    """White above, red below, a 20-row hole across the boundary: the membrane would fill pink; the onion
-    fill continues the boundary straight through the hole. Below the hole's top edge (above its bottom
-    edge) a patch's known pixels are all white (red) and fit a white or a red centre equally well: the
-    nearest source decides (without it, white grew into the red half from the middle of the hole)."""
-    n = 40
+@pytest.mark.parametrize("h,w,across", [(40, 40, False), (40, 52, False), (52, 40, True), (44, 36, True)])
+def test_each_side_continues_with_its_own_colour(h, w, across):
+    """White on one side, red on the other (a top/bottom or a left/right split, square and oblong frames),
+    a 20-px wide hole across the boundary: the membrane would fill pink; the onion fill continues the
+    boundary straight through the hole. Near the hole's white (red) edge a patch's known pixels are all
+    white (red) and fit a white or a red centre equally well: the nearest source decides (without it,
+    white grew into the red half from the middle of the hole)."""
     white, red = torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.8, 0.1, 0.1])
-    rgb = torch.where(torch.arange(n)[None, :, None] < n // 2, white[:, None, None], red[:, None, None])
-    rgb = rgb.expand(3, n, n).contiguous()
-    hole = torch.zeros(n, n, dtype=torch.bool)
-    hole[10:30, 8:32] = True
-    out = onion_start(torch.where(hole, torch.zeros_like(rgb), rgb), hole, torch.ones(n, n, dtype=torch.bool))
-    torch.testing.assert_close(out[:, 10:20, 8:32], white[:, None, None].expand(3, 10, 24))
-    torch.testing.assert_close(out[:, 20:30, 8:32], red[:, None, None].expand(3, 10, 24))
+    ys, xs = torch.arange(h)[:, None], torch.arange(w)[None, :]
+    first = (xs < w // 2) if across else (ys < h // 2)
+    rgb = torch.where(first, white[:, None, None], red[:, None, None]).expand(3, h, w).contiguous()
+    hole = ((xs - w // 2).abs() <= 10) & ((ys - h // 2).abs() <= 12) if across else \
+        ((ys - h // 2).abs() <= 10) & ((xs - w // 2).abs() <= 12)
+    hole = hole & ~((xs - w // 2 == 10) if across else (ys - h // 2 == 10))  # 10 px on each side of the split
+    out = onion_start(torch.where(hole, torch.zeros_like(rgb), rgb), hole, torch.ones(h, w, dtype=torch.bool))
+    want = torch.where(first, white[:, None, None], red[:, None, None])
+    torch.testing.assert_close(out, want.expand(3, h, w))
 
 
 def test_large_levels_and_holes_without_sources_start_from_the_membrane(monkeypatch):

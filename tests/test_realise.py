@@ -325,3 +325,26 @@ def test_the_prior_joins_the_photo_without_a_step():
     assert torch.equal(out[:, ~hole], ramp[:, ~hole])
     steps = (out[:, :, 1:] - out[:, :, :-1]).abs()
     assert steps.max() < 3 / n, steps.max()
+
+
+def test_the_prior_blends_its_last_level_only_and_starts_from_the_onion(monkeypatch):
+    from npsynth_ext import content, realise
+
+    blends, starts = [], []
+    realise_level = realise.PixelMatcher.realise
+
+    def recording(self, *args, blend=False, **kwargs):
+        blends.append((self.hole.shape[-1], blend))
+        return realise_level(self, *args, blend=blend, **kwargs)
+
+    def onion_start(known, hole, inside):
+        starts.append(known.shape[-1])
+        return known
+
+    monkeypatch.setattr(realise.PixelMatcher, "realise", recording)
+    monkeypatch.setattr(content, "onion_start", onion_start)
+    box = torch.zeros(128, 128, dtype=torch.bool)
+    box[32:96, 32:96] = True
+    content.patches_prior(torch.rand(3, 128, 128), box, torch.ones(128, 128, dtype=torch.bool))
+    assert blends == [(32, False), (64, False), (128, True)]
+    assert starts == [32]
