@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .images import to_mask
+from .membrane import membrane
 
 # The smallest side a frame is worked at: VGG sees little in a smaller image (relu4_1 of 64 px is 8x8).
 MIN_LEVEL = 128
@@ -174,14 +175,20 @@ def crop_frame(image, mask, frame):
     """Cut the frame out of image [3, H, W] (float 0..1) and mask [H, W] and scale it to the working size.
 
     Returns (rgb [3, n, n], hole [n, n] bool, inside [n, n] bool): outside the image the frame is filled
-    by reflection and `inside` is False there."""
+    by reflection and `inside` is False there. The reflection of the hole itself holds the pixels the fill
+    is to replace (the object being removed): there the padding is the membrane fill of the frame's other
+    known pixels instead, so nothing under the hole is seen as context."""
     _, H, W = image.shape
     s = frame.side
     ys = torch.arange(frame.y0, frame.y0 + s)
     xs = torch.arange(frame.x0, frame.x0 + s)
     inside = ((ys >= 0) & (ys < H))[:, None] & ((xs >= 0) & (xs < W))[None, :]
     rgb = image[:, _reflect(ys, H)][:, :, _reflect(xs, W)]
-    hole = torch.as_tensor(mask)[_reflect(ys, H)][:, _reflect(xs, W)] & inside
+    reflected = torch.as_tensor(mask)[_reflect(ys, H)][:, _reflect(xs, W)]
+    hole = reflected & inside
+    mirrored = reflected & ~inside
+    if mirrored.any():
+        rgb = torch.where(mirrored, membrane(rgb, ~reflected), rgb)
     if frame.work != s:
         rgb = F.interpolate(rgb[None], size=(frame.work,) * 2, mode="area")[0]
         hole = downscale_mask(hole, frame.work)

@@ -135,6 +135,28 @@ def test_crop_then_paste_changes_only_the_hole(name, max_frame):
         assert (M.paste_frame(image, mask, f, rgb) == image).all()
 
 
+def test_the_padding_does_not_mirror_the_hole():
+    """Where the frame is padded by reflection, the hole's mirror image would show the pixels under the hole
+    (the object to remove): it holds the membrane of the other known pixels instead; the rest of the
+    padding still mirrors the photo."""
+    H, W = 60, 200
+    image = torch.zeros(3, H, W)
+    image[:, :, 120:] = 0.5
+    mask = np.zeros((H, W), bool)
+    mask[0:20, 30:70] = True  # on the top edge, in the dark half
+    image[:, torch.from_numpy(mask)] = 1.0
+    [f] = M.plan_frames(mask, None)
+    rgb, hole, inside = M.crop_frame(image, mask, f)
+    assert (~inside).any() and not (hole & ~inside).any()
+    ys = torch.arange(f.y0, f.y0 + f.side)[:, None].expand(f.side, f.side)
+    xs = torch.arange(f.x0, f.x0 + f.side)[None, :].expand(f.side, f.side)
+    assert torch.equal(rgb[:, inside], image[:, ys[inside], xs[inside]])
+    under = torch.from_numpy(mask)[M._reflect(ys, H), M._reflect(xs, W)]
+    assert (rgb[:, under & ~inside] < 0.5).all()  # the hole held 1.0; its surroundings 0 or 0.5
+    elsewhere = ~under & ~inside
+    assert torch.equal(rgb[:, elsewhere], image[:, M._reflect(ys, H)[elsewhere], M._reflect(xs, W)[elsewhere]])
+
+
 def test_api_masks_follow_the_mask_file_rule():
     """PIL, numpy and tensor masks read like mask files: a pixel whose brightest colour channel is at least
     half-bright is hole; alpha never counts."""

@@ -38,6 +38,20 @@ def test_fill_changes_only_the_hole(photo, net):
     assert np.abs(out[mask].astype(float).mean(0) - img[mask].astype(float).mean(0)).max() < 40
 
 
+@pytest.mark.parametrize("rows,cols", [(slice(0, 40), slice(100, 160)), (slice(70, 100), slice(20, 80))])
+def test_the_fill_never_sees_what_is_under_the_hole(net, rows, cols):
+    """A photo lower than its hole's frame (the frame is padded by reflection) with the hole on an edge:
+    the result is the same whatever the pixels under the hole hold (they are the object to remove), so
+    their mirror image in the padding is not read either."""
+    img = np.ascontiguousarray(data.coffee()[200:300, 300:556])
+    mask = np.zeros(img.shape[:2], bool)
+    mask[rows, cols] = True
+    assert any(f.y0 < 0 or f.y0 + f.side > img.shape[0] for f in M.plan_frames(mask, None))
+    black, red = img.copy(), img.copy()
+    black[mask], red[mask] = 0, (255, 0, 0)
+    assert (nx.fill(black, mask, texture_net=net, **FAST) == nx.fill(red, mask, texture_net=net, **FAST)).all()
+
+
 def test_fill_is_deterministic_on_cpu(photo, net):
     img, mask = photo
     a = nx.fill(img, mask, texture_net=net, seed=3, **FAST)
