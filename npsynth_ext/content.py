@@ -8,9 +8,9 @@ interpolation of its whole boundary. `patches` starts at a coarse pyramid level 
 from an onion-peel fill (onion.py: the hole grown inward ring by ring from copies of the photo's pixels;
 a thin hole's coarsest level, over 64 px, from the membrane) and rebuilds the hole from the photo's own
 pixels level by level (realise.patch_prior), so the guess carries the surroundings' structure and
-texture rather than a blur. `network` is the paper's
-content network (a Context Encoder with a fully-connected bottleneck and ELU activations), trained by the
-user with `python -m npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
+texture rather than a blur. `network` is the paper's content network (a Context Encoder with a
+fully-connected bottleneck and ELU activations), trained by the user with
+`python -m npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
 """
 import os
 from dataclasses import dataclass

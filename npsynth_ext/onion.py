@@ -16,9 +16,10 @@ Exact search costs ring pixels x sources per ring: ONION_MAX_SIDE bounds the lev
 import torch
 import torch.nn.functional as F
 
+from .masks import dilate
 from .membrane import membrane
+from .realise import PATCH
 
-PATCH = 7
 ONION_MAX_SIDE = 64  # larger levels (a thin hole's prior starts at its frame's side) start from a membrane
 # Distances within TIE of a ring pixel's best count as equal fits. One 8-bit step in one channel at one of
 # at most 48 counted pixels changes a distance by at least (1/255)^2 / 48 = 3.2e-7; float64 rounding of
@@ -34,13 +35,13 @@ def onion_fill(values, known, sources_ok):
     r = PATCH // 2
     if known.all() or H < PATCH or W < PATCH:
         return membrane(values, known)
-    ok = (sources_ok & known).float()
-    whole = F.avg_pool2d(ok[None, None], PATCH, stride=1)[0, 0] > 1 - 1e-6  # [H - 2r, W - 2r] centres
+    # Centres of wholly known, allowed patches (PixelMatcher.sources' rule), on the unfold grid of centres.
+    whole = ~dilate(~(sources_ok & known), r)[r:H - r, r:W - r]
     if not bool(whole.any()):
         return membrane(values, known)
     values64 = values.double()
-    patches = F.unfold(values64[None], PATCH)[0][:, whole.flatten()].T  # [sources, C * PATCH^2]
     at = whole.flatten().nonzero().flatten()
+    patches = F.unfold(values64[None], PATCH)[0][:, at].T  # [sources, C * PATCH^2]
     source_y, source_x = at // (W - 2 * r) + r, at % (W - 2 * r) + r
     centres = patches.view(-1, C, PATCH * PATCH)[:, :, PATCH * PATCH // 2]  # [sources, C]
     squares = patches.pow(2).view(-1, C, PATCH * PATCH).sum(1)  # [sources, PATCH^2]

@@ -7,8 +7,7 @@ frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 25
 would be thinner than MIN_LEVEL_RADIUS pixels (a 512 frame of 14-px brush strokes: 256 and 512). The
 content prior fills the hole at the coarsest level with a first guess (default "patches": an onion-peel
 fill of a coarse pyramid level, then pixel PatchMatch level by level up, so the guess has the photo's
-structure; "classical" is a membrane). At
-each level it solves for the hole pixels x only:
+structure; "classical" is a membrane). At each level it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
