@@ -7,7 +7,8 @@ frame is worked at levels that halve down to 128-255 px (masks.level_sides: a 25
 would be thinner than MIN_LEVEL_RADIUS pixels (a 512 frame of 14-px brush strokes: 256 and 512). The
 content prior fills the hole at the coarsest level with a first guess (default "patches": an onion-peel
 fill of a coarse pyramid level, then pixel PatchMatch level by level up, so the guess has the photo's
-structure; "classical" is a membrane). At each level it solves for the hole pixels x only:
+structure; "classical" is a membrane). At each level with iterations (by default the coarse ones: the
+finest takes none, see FillOptions.iters) it solves for the hole pixels x only:
 
     E(x) = content(x) + alpha * texture(x) + beta * tv(x)
 
@@ -65,8 +66,12 @@ class FillOptions:
     beta: float = 0.1  # smoothness weight
     # L-BFGS iterations at the coarsest, middle and finest levels (a 512 frame's 128, 256 and 512); the
     # extra levels of frames from 1024 px take the finest's count, and so does a plan of one level
-    # (scale_plan).
-    iters: tuple = (100, 40, 10)
+    # (scale_plan). The optimisation places structure and texture at the coarse levels; at the finest
+    # the pixel step rebuilds the hole from the photo's pixels, starting from the coarser scale's copies
+    # at full resolution, and iterations there only soften those copies before the pixel step copies
+    # again (docs/quality.md: equal quality at two thirds of the cost). So by default the finest levels,
+    # and a plan of one level (a small hole: the patch prior and the pixel step), take none.
+    iters: tuple = (100, 40, 0)
     rematch_every: int = 10  # L-BFGS iterations between nearest-neighbour searches
     # Nearest-neighbour search: "patchmatch" refines the previous matches (where there are none yet, each
     # level's first match, an exact search up to EXACT_START_SIDE); "exact" runs patch_nn every time.
