@@ -4,7 +4,9 @@ numbers a GPU user needs to know what to expect.
     python benchmarks/gpu_cost.py [--side 512] [--iters 10] [--profile] [--device cuda | --emulated-cuda]
 
 Runs the finest scale of the demo fill (a `side` frame, hole the centre half of each side) for `iters`
-L-BFGS iterations, which is one re-match round, and divides by `iters`. Every ATen or npsynth op
+L-BFGS iterations, which is one re-match round, and divides by `iters`. (The default fill gives the
+finest level no iterations; run with --side 256 for its largest optimised level, or read this as what
+each iteration costs when the finest level is given some.) Every ATen or npsynth op
 dispatched is counted: on a GPU each is at least one kernel launch (cuDNN may add a few per convolution).
 FLOPs come from torch's FlopCounterMode (convolutions and matmuls) and, for our ops, from their loops;
 "MB" is what each op reads and writes at the least (its tensors' sizes; a kernel re-reading a patch from
