@@ -75,7 +75,9 @@ def build_parser():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-steps", metavar="DIR",
-                   help="also write each scale's result into DIR, a folder per frame: DIR/frame1/scale1_128.png, ...")
+                   help="also write each scale's pictures into DIR, a folder per frame: its start "
+                        "(DIR/frame1/scale1_128_start.png), the optimisation's result (..._optimised.png, where "
+                        "the level has iterations) and the scale's result (DIR/frame1/scale1_128.png), ...")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars, no 'wrote' line (folder mode still prints its summary line)")
     defaults = pipeline.FillOptions()

@@ -111,7 +111,11 @@ class FillOptions:
     device: str = "cpu"
     seed: int = 0
     progress: bool = True  # a tqdm bar per level (and one counting the frames when there are several)
-    save_steps: str = None  # folder to write each scale's result into (frame1/scale1_128.png, ...)
+    # Folder to write each scale's pictures into, a folder per frame: its start (frame1/scale1_128_start.png:
+    # the content prior, or the coarser result upsampled and the coarser copies voted at this side), the
+    # optimisation's result where the level has iterations and a pixel step follows (..._optimised.png),
+    # and the scale's result (scale1_128.png).
+    save_steps: str = None
     texture_net: object = field(default=None, repr=False)  # a loaded vgg.TextureNet, to reuse across fills
 
     def __post_init__(self):
@@ -253,8 +257,13 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
         if pixels is not None and matcher.usable:  # the coarser scale's copies at this scale's resolution
             pixels = upsample_field(pixels, (size, size))
             start = matcher.replay(start, pixels, opts.pixel_sharpness, seed)
+        stem = os.path.join(opts.save_steps, f"scale{k + 1}_{size}") if opts.save_steps else None
+        if stem:
+            save_png(start, stem + "_start.png")
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
+        if stem and iters and matcher is not None and matcher.usable:  # the optimisation's, before the pixel step
+            save_png(result, stem + "_optimised.png")
         if matcher is not None and matcher.usable:
             if pixels is None:  # no coarser copies: copies from the deep matches, roughness from the surroundings
                 matcher.smooth_roughness()
@@ -266,8 +275,8 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             pixels = None
         if timings is not None:
             timings[size] = time.perf_counter() - started
-        if opts.save_steps:
-            save_png(result, os.path.join(opts.save_steps, f"scale{k + 1}_{size}.png"))
+        if stem:
+            save_png(result, stem + ".png")
     return result
 
 

@@ -106,11 +106,20 @@ def test_api_keeps_the_callers_image_kind(photo, net):
 
 
 def test_save_steps_writes_each_scale(photo, net, tmp_path):
+    """A 128 frame has one scale (smaller ones are skipped): its start, the optimisation's result and the
+    scale's result, differing only in the hole's pixels (the frame is at the photo's resolution); without
+    iterations at that level, no optimisation picture."""
     img, mask = photo
-    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path), **FAST)
-    names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png"))
-    assert names == ["frame1/scale1_128.png"]  # a 128 frame has one scale: smaller ones are skipped
-    assert Image.open(tmp_path / "frame1/scale1_128.png").size == (128, 128)
+    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path / "a"), **FAST)
+    names = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*.png"))
+    assert names == ["frame1/scale1_128.png", "frame1/scale1_128_optimised.png", "frame1/scale1_128_start.png"]
+    pictures = [np.asarray(Image.open(tmp_path / "a" / name)).astype(int) for name in names]
+    assert all(p.shape == (128, 128, 3) for p in pictures)
+    for one, other in [(0, 1), (1, 2), (0, 2)]:
+        changed = int((pictures[one] != pictures[other]).any(-1).sum())
+        assert 0 < changed <= mask.sum()
+    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path / "b"), **{**FAST, "iters": (6, 3, 0)})
+    assert sorted(p.name for p in (tmp_path / "b").rglob("*.png")) == ["scale1_128.png", "scale1_128_start.png"]
 
 
 def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_path):
@@ -131,7 +140,7 @@ def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_
     assert (out[~mask] == img[~mask]).all()
     assert (out[20:70, 30:90] != img[20:70, 30:90]).any() and (out[360:410, 560:620] != img[360:410, 560:620]).any()
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png")) == [
-        "frame1/scale1_128.png", "frame2/scale1_128.png"]
+        f"frame{n}/scale1_128{kind}.png" for n in (1, 2) for kind in ("", "_optimised", "_start")]
 
 
 @pytest.mark.parametrize("n,plan", [
@@ -332,8 +341,10 @@ def test_a_large_frame_is_worked_at_its_own_resolution(net, tmp_path, monkeypatc
     mask[100:600, 300:800] = True
     out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 1), save_steps=str(tmp_path), progress=False)
     steps = {p.name: Image.open(p).size for p in (tmp_path / "frame1").iterdir()}
-    assert steps == {"scale1_128.png": (128, 128), "scale2_256.png": (256, 256), "scale3_512.png": (512, 512),
-                     "scale4_1024.png": (1024, 1024)}
+    levels = {"scale1_128": 128, "scale2_256": 256, "scale3_512": 512, "scale4_1024": 1024}
+    kinds = {"scale1_128": ("", "_start", "_optimised"), "scale2_256": ("", "_start")}  # 256: no iterations
+    assert steps == {name + kind + ".png": (side, side) for name, side in levels.items()
+                     for kind in kinds.get(name, ("", "_start", "_optimised"))}
     assert sorted(set(searches)) == [("patch_nn", 16), ("patch_nn", 32), ("patch_nn", 64), ("patch_nn", 128),
                                      ("patchmatch", 128), ("patchmatch", 256)]
     assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
