@@ -60,9 +60,7 @@ def onion_fill(values, known, sources_ok):
         near = ((t // W)[:, None] - source_y[None, :]) ** 2 + ((t % W)[:, None] - source_x[None, :]) ** 2
         equal = dist <= dist.min(1, keepdim=True).values + TIE
         best = torch.where(equal, near, torch.iinfo(near.dtype).max).argmin(1)
-        flat = x.flatten(1).clone()
-        flat[:, t] = centres[best].T
-        x = flat.view_as(x)
+        x.view(C, -1)[:, t] = centres[best].T  # x is this function's own tensor
         filled = filled | ring
     return x.to(values.dtype)
 

@@ -262,9 +262,9 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             save_png(start, stem + "_start.png")
         result, fields = solve_scale(net, start, hole_k, inside_k, iters, metric, opts,
                                      f"scale {k + 1}/{len(plan)} ({size}px)", coarse=result, fields=fields, key=k)
-        if stem and iters and matcher is not None and matcher.usable:  # the optimisation's, before the pixel step
-            save_png(result, stem + "_optimised.png")
         if matcher is not None and matcher.usable:
+            if stem and iters:  # the optimisation's result, before the pixel step rebuilds it
+                save_png(result, stem + "_optimised.png")
             if pixels is None:  # no coarser copies: copies from the deep matches, roughness from the surroundings
                 matcher.smooth_roughness()
                 if "relu3_1" in fields:
