@@ -168,13 +168,14 @@ def check_output(photo, hole, path, opaque_hole):
     check_writable(path)
 
 
-def fill_photo(photo, hole, output, opts, quality, opaque_hole, timings=None, say=None):
+def fill_photo(photo, hole, output, opts, quality, opaque_hole, timings=None, say=None, net=None):
     """Fill `photo`'s hole and write it at `output` in the photo's own kind (images.restore), atomically.
-    `say`, if given, is told (a line each) of every frame that --max-frame has worked on downscaled."""
+    `say`, if given, is told (a line each) of every frame that --max-frame has worked on downscaled; `net`:
+    a loaded VGG network to reuse (pipeline.fill)."""
     if say:
         for line in downscale_notes(hole, opts.max_frame):
             say(line)
-    result = pipeline.fill_u8(photo.rgb, hole, opts, timings)
+    result = pipeline.fill_u8(photo.rgb, hole, opts, timings, net=net)
     write_photo_atomically(photo, restore(photo, result, hole, opaque_hole), output, quality)
 
 
@@ -248,14 +249,14 @@ def run_folder(args, opts):
     if not photos:
         raise CliError(f"no image files in {photos_dir}")
     prepare_out_dir(out_dir, [photos_dir] + ([masks_dir] if masks_dir else []))
-    opts.texture_net = vgg.load_texture_net(opts.vgg_weights, opts.device)  # once, for every photo
+    net = vgg.load_texture_net(opts.vgg_weights, opts.device)  # once, for every photo
     opts.progress = False  # the one bar is the batch's
     outcomes = {"filled": 0, "skipped (exists)": 0, "failed": 0}
     bar = tqdm(photos, desc="photos", unit="photo", disable=args.quiet)
     for name in bar:
         bar.set_postfix_str(name)
         say = None if args.quiet else lambda line: bar.write(f"npsynth_ext.fill: {name}: {line}", file=sys.stderr)
-        outcome, problem = fill_in_folder(name, args, opts, masks, say)
+        outcome, problem = fill_in_folder(name, args, opts, masks, say, net)
         outcomes[outcome] += 1
         if problem:
             bar.write(f"npsynth_ext.fill: {name}: {problem}", file=sys.stderr)
@@ -264,9 +265,9 @@ def run_folder(args, opts):
     return 1 if outcomes["failed"] else 0
 
 
-def fill_in_folder(name, args, opts, masks, say=None):
+def fill_in_folder(name, args, opts, masks, say=None, net=None):
     """Fill one photo of the folder: ("filled" | "skipped (exists)" | "failed", the failure or None). A
-    failure of any kind stays this photo's: the batch goes on."""
+    failure of any kind stays this photo's: the batch goes on. net: the loaded VGG network."""
     output = os.path.join(args.output, name)
     if os.path.exists(output) and not args.overwrite:
         return "skipped (exists)", None
@@ -275,7 +276,7 @@ def fill_in_folder(name, args, opts, masks, say=None):
         mask = args.mask if masks is None else mask_for(name, masks, args.mask_dir)
         hole = hole_of(photo, mask, args.box)
         check_output(photo, hole, output, mask == ALPHA)
-        fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, say=say)
+        fill_photo(photo, hole, output, opts, args.quality, mask == ALPHA, say=say, net=net)
     except (CliError, *EXPECTED_ERRORS) as exc:
         return "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a resource error on one photo must not stop the rest

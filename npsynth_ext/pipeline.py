@@ -157,30 +157,41 @@ class FillOptions:
                              f"got {self.metric!r}")
 
 
-def fill(image, mask, **options):
+def fill(image, mask, *, net=None, on_progress=None, **options):
     """Fill the hole of `image` (numpy HxWx3/HxW array, PIL image or tensor) given `mask` (same size,
     hole where at least half-bright, images.to_mask). Returns the image in the caller's kind; outside the
-    hole, its bytes are unchanged. Options: see FillOptions."""
+    hole, its bytes are unchanged. Options: see FillOptions. `net`: a loaded vgg.TextureNet to reuse
+    across fills (default: loaded for this fill). `on_progress(fraction, label)`, if given, is called
+    before the first level and after every level of every frame, fraction going from 0 to 1; an
+    exception it raises stops the fill (that is how a caller cancels one)."""
     opts = FillOptions(**options)
     image_u8, back = to_rgb_u8(image)
     hole_full = masks_mod.check_mask(to_mask(mask), image_u8.shape[:2])
-    return back(fill_u8(image_u8, hole_full, opts))
+    return back(fill_u8(image_u8, hole_full, opts, net=net, on_progress=on_progress))
 
 
-def fill_u8(image_u8, hole_full, opts, timings=None):
+def fill_u8(image_u8, hole_full, opts, timings=None, net=None, on_progress=None):
     """The fill on a checked (H, W, 3) uint8 image and bool mask: each of the hole's frames
     (masks.plan_frames) in turn, one VGG network for all. If `timings` is a dict, each scale's side is
-    mapped to its seconds there (summed over the frames)."""
-    net = opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
+    mapped to its seconds there (summed over the frames); net and on_progress: see fill."""
+    net = net or opts.texture_net or load_texture_net(opts.vgg_weights, opts.device)
     frames = masks_mod.plan_frames(hole_full, opts.max_frame)
     image = torch.from_numpy(image_u8.copy()).permute(2, 0, 1).float() / 255
     out = image_u8
+    if on_progress:
+        on_progress(0.0, "starting")
     for number, frame in enumerate(_frames_progress(frames, opts.progress), 1):
         rgb, hole, inside = (t.to(opts.device) for t in masks_mod.crop_frame(image, hole_full, frame))
         frame_timings = {}
+
+        def level_done(level, levels, side, number=number):
+            if on_progress:
+                where = f"frame {number}/{len(frames)}, " if len(frames) > 1 else ""
+                on_progress((number - 1 + level / levels) / len(frames), f"{where}scale {level}/{levels} ({side}px)")
+
         with torch.random.fork_rng(devices=[]):  # seed our work without disturbing the caller's generator
             torch.manual_seed(opts.seed)
-            result = synthesize(net, rgb, hole, inside, frame_options(opts, number), frame_timings)
+            result = synthesize(net, rgb, hole, inside, frame_options(opts, number), frame_timings, level_done)
         out = masks_mod.paste_frame(out, hole_full, frame, result.cpu())
         if timings is not None:
             for size, seconds in frame_timings.items():
@@ -224,8 +235,9 @@ def scale_plan(n, iters, metrics, radius=None):
     return [(side, iters[e], metrics[e]) for side, e in zip(sides, entries)]
 
 
-def synthesize(net, rgb, hole, inside, opts, timings=None):
-    """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame."""
+def synthesize(net, rgb, hole, inside, opts, timings=None, level_done=None):
+    """The scales over one frame: rgb [3, n, n], hole/inside [n, n]. Returns the filled frame.
+    level_done(level, levels, side), if given, is called after each level (level from 1)."""
     n = rgb.shape[-1]
     prior = get_prior(opts.content)
     result, fields, pixels = None, {}, None
@@ -277,6 +289,8 @@ def synthesize(net, rgb, hole, inside, opts, timings=None):
             timings[size] = time.perf_counter() - started
         if stem:
             save_png(result, stem + ".png")
+        if level_done:
+            level_done(k + 1, len(plan), size)
     return result
 
 

@@ -103,8 +103,8 @@ def test_search_option_reaches_the_pipeline(files, capsys, monkeypatch):
 
     seen = []
     real = pipeline.fill_u8
-    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings: seen.append(opts.search) or
-                        real(image, hole, opts, timings))
+    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings, net=None: seen.append(opts.search) or
+                        real(image, hole, opts, timings, net=net))
     d, _, _ = files
     code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--search", "exact", *FAST)
     assert code == 0, err
@@ -157,8 +157,8 @@ def test_prior_pixel_rounds_and_blend_reach_the_pipeline(files, capsys, monkeypa
 
     seen = []
     real = pipeline.fill_u8
-    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings: seen.append(
-        (opts.content, opts.pixel_rounds, opts.pixel_blend)) or real(image, hole, opts, timings))
+    monkeypatch.setattr(pipeline, "fill_u8", lambda image, hole, opts, timings, net=None: seen.append(
+        (opts.content, opts.pixel_rounds, opts.pixel_blend)) or real(image, hole, opts, timings, net=net))
     d, _, _ = files
     code, err = run_cli(capsys, d / "in.png", "--mask", d / "mask.png", "-o", d / "out.png", "--prior", "classical",
                         "--pixel-rounds", "0", *FAST)

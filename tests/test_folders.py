@@ -80,9 +80,9 @@ def painted(monkeypatch):
     (photos painted, in order; VGG loads; (texture net, progress) of each fill's options)."""
     painted_images, loads, fill_options = [], [], []
 
-    def paint(image, hole, opts, timings=None):
+    def paint(image, hole, opts, timings=None, net=None, on_progress=None):
         painted_images.append(image.copy())
-        fill_options.append((opts.texture_net, opts.progress))
+        fill_options.append((net, opts.progress))
         out = image.copy()
         out[hole] = PAINT
         return out
@@ -139,10 +139,10 @@ def test_a_failure_inside_the_fill_or_the_write_stays_that_photos(batch, capsys,
     Image.fromarray(hole(5).astype(np.uint8) * 255).save(batch[1] / "f.png")
     paint = pipeline.fill_u8
 
-    def fill_or_break(image, hole, opts, timings=None):
+    def fill_or_break(image, hole, opts, timings=None, net=None):
         if (image == photo(0)).all():
             raise RuntimeError("out of memory")
-        return paint(image, hole, opts, timings)
+        return paint(image, hole, opts, timings, net=net)
 
     real_save = Image.Image.save
 

@@ -30,7 +30,7 @@ def test_fill_changes_only_the_hole(photo, net):
     img, mask = photo
     damaged = img.copy()
     damaged[mask] = 0
-    out = nx.fill(damaged, mask, texture_net=net, **FAST)
+    out = nx.fill(damaged, mask, net=net, **FAST)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert (out[~mask] == damaged[~mask]).all(), "pixels outside the hole changed"
     assert (out[mask] != 0).any(axis=-1).mean() > 0.99, "the hole was not filled"
@@ -49,13 +49,13 @@ def test_the_fill_never_sees_what_is_under_the_hole(net, rows, cols):
     assert any(f.y0 < 0 or f.y0 + f.side > img.shape[0] for f in M.plan_frames(mask, None))
     black, red = img.copy(), img.copy()
     black[mask], red[mask] = 0, (255, 0, 0)
-    assert (nx.fill(black, mask, texture_net=net, **FAST) == nx.fill(red, mask, texture_net=net, **FAST)).all()
+    assert (nx.fill(black, mask, net=net, **FAST) == nx.fill(red, mask, net=net, **FAST)).all()
 
 
 def test_fill_is_deterministic_on_cpu(photo, net):
     img, mask = photo
-    a = nx.fill(img, mask, texture_net=net, seed=3, **FAST)
-    b = nx.fill(img, mask, texture_net=net, seed=3, **FAST)
+    a = nx.fill(img, mask, net=net, seed=3, **FAST)
+    b = nx.fill(img, mask, net=net, seed=3, **FAST)
     assert (a == b).all()
 
 
@@ -67,8 +67,8 @@ def test_texture_optimisation_beats_the_prior_alone(net):
     mask = np.zeros((128, 128), bool)
     mask[40:88, 40:88] = True
     neural = dict(content="classical", pixel_rounds=0, progress=False)
-    prior = nx.fill(img, mask, texture_net=net, iters=(0, 0, 0), **neural)
-    ours = nx.fill(img, mask, texture_net=net, iters=(10, 10, 30), rematch_every=5, **neural)  # one level: the last
+    prior = nx.fill(img, mask, net=net, iters=(0, 0, 0), **neural)
+    ours = nx.fill(img, mask, net=net, iters=(10, 10, 30), rematch_every=5, **neural)  # one level: the last
 
     def grow(m):
         return torch.nn.functional.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0
@@ -94,14 +94,14 @@ def test_texture_optimisation_beats_the_prior_alone(net):
 
 def test_api_keeps_the_callers_image_kind(photo, net):
     img, mask = photo
-    pil = nx.fill(Image.fromarray(img), Image.fromarray(mask.astype(np.uint8) * 255), texture_net=net,
+    pil = nx.fill(Image.fromarray(img), Image.fromarray(mask.astype(np.uint8) * 255), net=net,
                   iters=(1, 0, 0), progress=False)
     assert isinstance(pil, Image.Image) and pil.size == (img.shape[1], img.shape[0]) and pil.mode == "RGB"
     t = torch.from_numpy(img).permute(2, 0, 1).float() / 255
-    out = nx.fill(t, torch.from_numpy(mask), texture_net=net, iters=(1, 0, 0), progress=False)
+    out = nx.fill(t, torch.from_numpy(mask), net=net, iters=(1, 0, 0), progress=False)
     assert isinstance(out, torch.Tensor) and out.shape == t.shape and out.dtype == torch.float32
     assert torch.equal(out[:, ~torch.from_numpy(mask)], (t * 255).round()[:, ~torch.from_numpy(mask)] / 255)
-    gray = nx.fill(img.mean(-1).astype(np.uint8), mask, texture_net=net, iters=(1, 0, 0), progress=False)
+    gray = nx.fill(img.mean(-1).astype(np.uint8), mask, net=net, iters=(1, 0, 0), progress=False)
     assert gray.shape == img.shape
 
 
@@ -110,7 +110,7 @@ def test_save_steps_writes_each_scale(photo, net, tmp_path):
     scale's result, differing only in the hole's pixels (the frame is at the photo's resolution); without
     iterations at that level, no optimisation picture."""
     img, mask = photo
-    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path / "a"), **FAST)
+    nx.fill(img, mask, net=net, save_steps=str(tmp_path / "a"), **FAST)
     names = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*.png"))
     assert names == ["frame1/scale1_128.png", "frame1/scale1_128_optimised.png", "frame1/scale1_128_start.png"]
     pictures = [np.asarray(Image.open(tmp_path / "a" / name)).astype(int) for name in names]
@@ -118,7 +118,7 @@ def test_save_steps_writes_each_scale(photo, net, tmp_path):
     for one, other in [(0, 1), (1, 2), (0, 2)]:
         changed = int((pictures[one] != pictures[other]).any(-1).sum())
         assert 0 < changed <= mask.sum()
-    nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path / "b"), **{**FAST, "iters": (6, 3, 0)})
+    nx.fill(img, mask, net=net, save_steps=str(tmp_path / "b"), **{**FAST, "iters": (6, 3, 0)})
     assert sorted(p.name for p in (tmp_path / "b").rglob("*.png")) == ["scale1_128.png", "scale1_128_start.png"]
 
 
@@ -135,7 +135,7 @@ def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_
     mask = np.zeros(img.shape[:2], bool)
     mask[20:70, 30:90] = True
     mask[360:410, 560:620] = True
-    out = nx.fill(img, mask, texture_net=net, save_steps=str(tmp_path), **FAST)
+    out = nx.fill(img, mask, net=net, save_steps=str(tmp_path), **FAST)
     assert frames == [(128, 60 * 50), (128, 60 * 50)]
     assert (out[~mask] == img[~mask]).all()
     assert (out[20:70, 30:90] != img[20:70, 30:90]).any() and (out[360:410, 560:620] != img[360:410, 560:620]).any()
@@ -192,7 +192,7 @@ def test_scale_plan_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius, 
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
     with pytest.raises(ValueError, match=match):
-        nx.fill(img, mask, texture_net=net, progress=False, **bad)
+        nx.fill(img, mask, net=net, progress=False, **bad)
 
 
 def test_missing_weights_and_absent_gpu_fail_before_any_work():
@@ -262,7 +262,7 @@ def test_upsample_field_moves_each_match_to_the_child_cell():
 @pytest.mark.parametrize("options", [dict(search="exact"), dict(coarse_matches=True)], ids=["exact", "coarse"])
 def test_search_options_fill_too(photo, net, options):
     img, mask = photo
-    out = nx.fill(img, mask, texture_net=net, **options, **FAST)
+    out = nx.fill(img, mask, net=net, **options, **FAST)
     assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
 
 
@@ -279,7 +279,7 @@ def test_coarse_matches_start_the_finer_scale(net, monkeypatch, coarse_matches):
     img = np.ascontiguousarray(data.coffee()[:300, :400])
     mask = np.zeros(img.shape[:2], bool)
     mask[80:210, 120:250] = True
-    out = nx.fill(img, mask, texture_net=net, iters=(2, 2, 2), rematch_every=1, progress=False,
+    out = nx.fill(img, mask, net=net, iters=(2, 2, 2), rematch_every=1, progress=False,
                   coarse_matches=coarse_matches)
     assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
     if coarse_matches:
@@ -309,10 +309,10 @@ def test_the_pixel_route_rebuilds_a_repeating_pattern_from_its_own_pixels(net):
     mask[44:84, 40:88] = True
     damaged = img.copy()
     damaged[mask] = 0
-    out = nx.fill(damaged, mask, texture_net=net, content="patches", pixel_rounds=3, **FAST)
+    out = nx.fill(damaged, mask, net=net, content="patches", pixel_rounds=3, **FAST)
     err = np.abs(out.astype(int) - img.astype(int))[mask].max(-1)
     assert (err <= 3).mean() > 0.95, f"only {(err <= 3).mean():.1%} of the hole matches the pattern"
-    neural = nx.fill(damaged, mask, texture_net=net, content="classical", pixel_rounds=0, **FAST)
+    neural = nx.fill(damaged, mask, net=net, content="classical", pixel_rounds=0, **FAST)
     assert (np.abs(neural.astype(int) - img.astype(int))[mask].max(-1) <= 3).mean() < 0.5
 
 
@@ -339,7 +339,7 @@ def test_a_large_frame_is_worked_at_its_own_resolution(net, tmp_path, monkeypatc
     img = large_photo()
     mask = np.zeros(img.shape[:2], bool)
     mask[100:600, 300:800] = True
-    out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 1), save_steps=str(tmp_path), progress=False)
+    out = nx.fill(img, mask, net=net, iters=(1, 0, 1), save_steps=str(tmp_path), progress=False)
     steps = {p.name: Image.open(p).size for p in (tmp_path / "frame1").iterdir()}
     levels = {"scale1_128": 128, "scale2_256": 256, "scale3_512": 512, "scale4_1024": 1024}
     kinds = {"scale1_128": ("", "_start", "_optimised"), "scale2_256": ("", "_start")}  # 256: no iterations
@@ -360,7 +360,7 @@ def test_max_frame_caps_the_working_side(net, monkeypatch):
     img = large_photo()
     mask = np.zeros(img.shape[:2], bool)
     mask[100:600, 300:800] = True
-    out = nx.fill(img, mask, texture_net=net, iters=(1, 0, 0), max_frame=256, progress=False)
+    out = nx.fill(img, mask, net=net, iters=(1, 0, 0), max_frame=256, progress=False)
     assert sides == [256] and (out[~mask] == img[~mask]).all()
 
 
@@ -386,7 +386,7 @@ def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
     img = np.ascontiguousarray(data.coffee()[40:296, 100:356])
     mask = np.zeros(img.shape[:2], bool)
     mask[64:192, 64:192] = True  # a 256 frame: levels of 128 and 256
-    nx.fill(img, mask, texture_net=net, pixel_roughness=weight, **FAST)
+    nx.fill(img, mask, net=net, pixel_roughness=weight, **FAST)
     sides = [side for side, _ in made]
     assert sides == [128, 256]
     assert smoothed == [128]
@@ -413,5 +413,24 @@ def test_a_thin_hole_skips_the_coarse_level(net, monkeypatch, rows, levels):
     img = np.ascontiguousarray(data.coffee()[40:296, 100:356])
     mask = np.zeros(img.shape[:2], bool)
     mask[100:100 + rows, 20:236] = True
-    out = nx.fill(img, mask, texture_net=net, **FAST)
+    out = nx.fill(img, mask, net=net, **FAST)
     assert sides == levels and (out[~mask] == img[~mask]).all()
+
+
+def test_progress_goes_from_0_to_1_by_levels_and_can_cancel(photo, net):
+    img, mask = photo
+    seen = []
+    nx.fill(img, mask, net=net, on_progress=lambda fraction, label: seen.append((fraction, label)), **FAST)
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0 and fractions[-1] == 1 and fractions == sorted(fractions) and len(seen) >= 2
+    assert "scale 1/" in seen[1][1]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction, label):
+        if fraction > 0:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        nx.fill(img, mask, net=net, on_progress=cancel, **FAST)
