@@ -121,7 +121,10 @@ def build_extension():
         ("NPS_CUDA_ARCH_LIST", f'"{arch_list or "native"}"' if cuda else '""'),
     ]
     cxx = ["-std=c++20", "-fopenmp", *opt]
-    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    # csrc/npsynth.cpp registers the ops; csrc/<op>/ holds each op's CPU entry point (cpu.cpp), CUDA entry
+    # point (cuda.cu) and host code both share (compiled once).
+    op_sources = [path for path in glob.glob("csrc/*/*.cpp") if not path.startswith("csrc/cuda_emulation/")]
+    sources = sorted(glob.glob("csrc/*.cpp") + op_sources)
     if emulation:
         define.append(("NPS_WITH_CUDA_EMULATION", "1"))
         sources += sorted(glob.glob("csrc/cuda_emulation/*.cpp"))
@@ -139,7 +142,7 @@ def build_extension():
         after = [flag for inc in wheel_incs for flag in ("-idirafter", inc)]
         nvcc = ["-std=c++20", *opt, "-lineinfo", *[f"-Xcompiler={f}" for f in after]]
         nvcc += os.environ.get("NVCC_FLAGS", "").split()
-        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        sources += sorted(glob.glob("csrc/*/cuda.cu"))
         ext = CUDAExtension(
             sources=sources, define_macros=define, extra_compile_args={"cxx": cxx + after, "nvcc": nvcc}, **kwargs
         )

@@ -1,5 +1,5 @@
-// Every op's schema, in one place. Backends (cpu/, cuda/) only add TORCH_LIBRARY_IMPL blocks; importing
-// the empty Python module npsynth_ext._C loads this library and so runs the registrations. A build with
+// Every op's schema, in one place. Backends (csrc/<op>/cpu.cpp and cuda.cu) only add TORCH_LIBRARY_IMPL
+// blocks; importing the empty Python module npsynth_ext._C loads this library and so runs the registrations. A build with
 // NPSYNTH_CUDA_EMULATION=1 defines the same ops a second time as npsynth_emu::*, whose CPU kernels are
 // the CUDA kernels run by the emulator (csrc/cuda_emulation/).
 #include <Python.h>
@@ -55,7 +55,7 @@ void define_ops(torch::Library& m) {
   // Approximate patch_nn by PatchMatch: same outputs and contract, except that each match is a good one
   // rather than the best. init_index (shaped like target_mask; entries that are not a valid source centre
   // are ignored) seeds the field and random valid sources fill the rest; without init_index the field
-  // starts from an exact search among low-dimensional stand-ins of the patches (patchmatch_start.h).
+  // starts from an exact search among low-dimensional stand-ins of the patches (csrc/patchmatch/start.h).
   // Then `iters` iterations of a row pass and a column pass of propagation and random search in windows
   // of radius, radius/2, ..., 1 source positions (radius 0: the whole source map). The result depends
   // only on the inputs and seed.

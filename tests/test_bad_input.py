@@ -152,7 +152,7 @@ def test_device_mismatch(call):
 
 
 def test_native_messages_name_the_values():
-    """The C++ checks join their messages without an ostream (NPS_CHECK, csrc/op_checks.h): the numbers,
+    """The C++ checks join their messages without an ostream (NPS_CHECK, csrc/common/op_checks.h): the numbers,
     shapes and dtypes still read as torch prints them."""
     a = good()
     t, s, m, v = (a[k].unsqueeze(0) for k in ("target", "source", "target_mask", "source_valid"))

@@ -1,4 +1,4 @@
-// csrc/cuda/patchmatch.cu compiled by the host compiler against the CUDA emulator: registers
+// csrc/patchmatch/cuda.cu compiled by the host compiler against the CUDA emulator: registers
 // torch.ops.npsynth_emu.* kernels for CPU tensors (built with NPSYNTH_CUDA_EMULATION=1).
 #define NPS_CUDA_EMULATION 1
-#include "cuda/patchmatch.cu"
+#include "patchmatch/cuda.cu"

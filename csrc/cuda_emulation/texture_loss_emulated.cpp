@@ -1,4 +1,4 @@
-// csrc/cuda/texture_loss.cu compiled by the host compiler against the CUDA emulator: registers
+// csrc/texture_loss/cuda.cu compiled by the host compiler against the CUDA emulator: registers
 // torch.ops.npsynth_emu.* kernels for CPU tensors (built with NPSYNTH_CUDA_EMULATION=1).
 #define NPS_CUDA_EMULATION 1
-#include "cuda/texture_loss.cu"
+#include "texture_loss/cuda.cu"

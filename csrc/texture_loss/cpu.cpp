@@ -8,8 +8,8 @@
 #include <algorithm>
 
 #include "common/patch_math.h"
-#include "op_checks.h"
-#include "texture_batch.h"
+#include "common/op_checks.h"
+#include "texture_loss/batch.h"
 
 namespace npsynth {
 namespace {

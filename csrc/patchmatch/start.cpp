@@ -1,37 +1,21 @@
-#pragma once
-// Where patchmatch starts when the caller gives no starting field: an exact search among cheap stand-ins
-// of the patches, shared by the CPU and CUDA entry points (tensor ops, and patch_nn through the dispatcher).
-//
-// Why not a random start: on the VGG features of photos, neighbouring targets seldom have neighbouring
-// best matches, so propagation has little to spread and PatchMatch from random stalls ~5% above the exact
-// mean distance (measured at relu3_1 of a 512 photo: 5.4% after 4 iterations, 4% after 16). The stand-ins:
-//   * each position's C channels are projected onto the d leading principal directions of the source's
-//     channels, d * patch_size^2 <= kStartDims (16 channels for 3x3 patches);
-//   * a patch's stand-in is its k x k block of projected positions (zero-padded at the borders, as
-//     patches are);
-//   * sources are taken only on a grid of stride kStartStride: the random search's last, radius-1 window
-//     reaches the sources in between.
-// Every masked target then gets its stand-in's exact nearest neighbour (patch_nn, patch_size 1, the same
-// metric). Measured at relu3_1 of the demo photo at 512 (l2): the start alone is ~21% above the exact
-// mean distance (its matches lie on the grid, often a step from the best, and the stand-ins are rough),
-// and the iterations close most of that: 1.7% after 1, 1.3% after 2 (5.4% after 4 from random). The
-// start costs ~33 ms against patch_nn's ~1250 ms: its GEMMs are 16x shorter per pair, over 4x fewer pairs.
+// Where patchmatch starts when the caller gives no starting field (see start.h): an exact search among
+// cheap stand-ins of the patches. Host code, compiled once, shared by the CPU and CUDA entry points; it
+// runs tensor ops on the inputs' device and reaches patch_nn through the dispatcher.
+#include "patchmatch/start.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <string_view>
 #include <tuple>
 
-#include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/im2col.h>
 #include <ATen/ops/linalg_eigh.h>
 #include <ATen/ops/linalg_qr.h>
 
-#include "common/patchmatch_math.h"
-
 namespace npsynth {
+namespace {
 
 constexpr int64_t kStartDims = 144;        // numbers in one patch's stand-in
 constexpr int64_t kStartStride = 2;        // the grid of sources the start searches
@@ -42,11 +26,11 @@ constexpr int kStartRounds = 3;            // its rounds
 // [B, C, d]: the d leading principal directions of each item's source channels, fitted on the valid
 // source positions of a regular grid of about kStartFitWork / C positions. For l2 they are the directions
 // of most variance about the mean (distances ignore the mean); for cosine, of the largest second moment
-// about zero (angles are measured from zero; measured: 2.3% above exact after 2 iterations, 2.6% about
-// the mean). They come from a few rounds of subspace iteration on the covariance (started from its
-// highest-variance columns) and a small eigenproblem: a full C x C eigendecomposition cost 10 ms at
-// C = 512, more than the search it serves.
-inline at::Tensor start_basis(const at::Tensor& source, const at::Tensor& source_valid, int64_t d, int metric) {
+// about zero (angles are measured from zero: for cosine, directions about the mean fit the search less
+// well). They come from a few rounds of subspace iteration on the covariance (started from its
+// highest-variance columns) and a small eigenproblem, which cost far less than a full C x C
+// eigendecomposition and suffice for a start that the iterations then refine.
+at::Tensor start_basis(const at::Tensor& source, const at::Tensor& source_valid, int64_t d, int metric) {
   const int64_t C = source.size(1), Hs = source.size(2), Ws = source.size(3);
   const int64_t step = std::max<int64_t>(1, std::llround(std::sqrt(Hs * Ws * C / kStartFitWork)));
   const at::Tensor x = source.slice(2, 0, Hs, step).slice(3, 0, Ws, step).flatten(2);  // [B, C, n]
@@ -68,7 +52,7 @@ inline at::Tensor start_basis(const at::Tensor& source, const at::Tensor& source
 }
 
 // [B, d*k*k, H', W']: the stand-in of the k x k patch centred on every `stride`-th position of fmap.
-inline at::Tensor start_stand_ins(const at::Tensor& fmap, const at::Tensor& basis, int64_t patch_size,
+at::Tensor start_stand_ins(const at::Tensor& fmap, const at::Tensor& basis, int64_t patch_size,
                                   int64_t stride) {
   const int64_t B = fmap.size(0), H = fmap.size(2), W = fmap.size(3), r = patch_size / 2;
   const at::Tensor projected = basis.transpose(1, 2).matmul(fmap.flatten(2)).view({B, -1, H, W});
@@ -77,7 +61,7 @@ inline at::Tensor start_stand_ins(const at::Tensor& fmap, const at::Tensor& basi
 }
 
 // patch_nn of op namespace `ops` ("npsynth", or "npsynth_emu" for the emulated CUDA kernels).
-inline std::tuple<at::Tensor, at::Tensor> call_patch_nn(std::string_view ops, const at::Tensor& target,
+std::tuple<at::Tensor, at::Tensor> call_patch_nn(std::string_view ops, const at::Tensor& target,
                                                         const at::Tensor& source, const at::Tensor& target_mask,
                                                         const at::Tensor& source_valid, int64_t patch_size,
                                                         std::string_view metric) {
@@ -91,9 +75,11 @@ inline std::tuple<at::Tensor, at::Tensor> call_patch_nn(std::string_view ops, co
                  c10::string_view(metric.data(), metric.size()));
 }
 
+}  // namespace
+
 // The starting field [B, Ht, Wt]: each masked target's nearest source by stand-in, -1 off the mask; the
 // search is the patch_nn of op namespace `ops`.
-inline at::Tensor patchmatch_start_field(std::string_view ops, const at::Tensor& target, const at::Tensor& source,
+at::Tensor patchmatch_start_field(std::string_view ops, const at::Tensor& target, const at::Tensor& source,
                                          const at::Tensor& target_mask, const at::Tensor& source_valid,
                                          int64_t patch_size, std::string_view metric, const PatchmatchShape& s) {
   at::Tensor field = at::full(target_mask.sizes(), -1, target_mask.options().dtype(at::kLong));

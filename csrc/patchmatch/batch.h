@@ -2,7 +2,7 @@
 // Host-side glue of patchmatch shared by the CPU and CUDA entry points: the position-major copies of the
 // maps, the patch norms, the list of valid sources, the starting field and the output field, all made with
 // tensor ops on the inputs' device (host reads: on the CPU, the span of masked rows, in patchmatch_shape;
-// with no start given, the stand-in search's few, see patchmatch_start.h).
+// with no start given, the stand-in search's few, see patchmatch/start.cpp).
 #include <algorithm>
 #include <optional>
 #include <string_view>
@@ -16,7 +16,7 @@
 #include <ATen/ops/zeros.h>
 
 #include "common/patchmatch_math.h"
-#include "patchmatch_start.h"
+#include "patchmatch/start.h"
 
 namespace npsynth {
 

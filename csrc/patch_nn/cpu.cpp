@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/patch_math.h"
-#include "op_checks.h"
+#include "common/op_checks.h"
 
 namespace npsynth {
 namespace {

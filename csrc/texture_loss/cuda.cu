@@ -8,8 +8,8 @@
 #include <torch/library.h>
 
 #include "common/patch_math.h"
-#include "op_checks.h"
-#include "texture_batch.h"
+#include "common/op_checks.h"
+#include "texture_loss/batch.h"
 #include "cuda/launch.cuh"
 
 namespace npsynth {

@@ -15,7 +15,7 @@
 #include <torch/library.h>
 
 #include "common/patch_math.h"
-#include "op_checks.h"
+#include "common/op_checks.h"
 #include "cuda/launch.cuh"
 
 namespace npsynth {

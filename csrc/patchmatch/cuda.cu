@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "common/patchmatch_math.h"
-#include "op_checks.h"
-#include "patchmatch_batch.h"
+#include "common/op_checks.h"
+#include "patchmatch/batch.h"
 #include "cuda/launch.cuh"
 
 namespace npsynth {
