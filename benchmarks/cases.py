@@ -63,7 +63,7 @@ def photo_layer_inputs(shape, device="cpu"):
     import numpy as np
     from PIL import Image
 
-    from npsynth_ext.fill import DEMO_IMAGE
+    from npsynth_ext.fill_command import DEMO_IMAGE
     from npsynth_ext.vgg import load_texture_net
 
     layer = shape.split("@")[0]

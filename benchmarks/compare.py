@@ -174,8 +174,9 @@ def end_to_end_fill(device, repeats):
     import numpy as np
     from PIL import Image
 
-    from npsynth_ext.fill import DEMO_IMAGE, DEMO_MASK
-    from npsynth_ext.pipeline import FillOptions, fill_u8
+    from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK
+    from npsynth_ext.options import FillOptions
+    from npsynth_ext.pipeline import fill_u8
     from npsynth_ext.vgg import load_texture_net
 
     net = load_texture_net(device=device)
@@ -190,11 +191,12 @@ def end_to_end_fill(device, repeats):
         for _ in range(repeats):
             timings = {}
             start = time.perf_counter()
-            fill_u8(image, hole, FillOptions(device=device, progress=False, texture_net=net), timings)
+            fill_u8(image, hole, FillOptions(device=device, progress=False), timings, net=net)
             runs.append((time.perf_counter() - start, timings))
         runs.sort(key=lambda r: r[0])
         total, timings = runs[len(runs) // 2]
-        split = ", ".join(f"{size}px {seconds:.1f} s" for size, seconds in timings.items())
+        split = ", ".join(f"{stage if isinstance(stage, str) else f'{stage}px'} {seconds:.1f} s"
+                          for stage, seconds in timings.items())
         every = ", ".join(f"{r[0]:.1f}" for r in runs)
         print(f"  {side}x{side}: median {total:.1f} s = {total / unit:.1f} VGG units ({split}); all runs {every} s",
               flush=True)

@@ -6,8 +6,8 @@ at a frame of `side`, default options.
 Each stage is one of the pipeline's own functions, wrapped so that the device is synchronised before and
 after it: its seconds are its own, not those of work queued before it (the syncs add a few milliseconds
 on a GPU). A stage's seconds exclude the stages it calls, so the rows add up to the fill: the patch prior
-runs the pixel step's matcher too, whose rows are then named "content prior: ..."; solve_scale runs the
-re-matches, and "L-BFGS and VGG" is solve_scale's own time. Seconds are those of the median run; the VGG
+runs the level loop with the pixel step's matcher too, whose rows are then named "first guess: ...";
+optimise runs the re-matches, and "L-BFGS and VGG" is optimise's own time. Seconds are those of the median run; the VGG
 unit (VGG-19 forward+backward to relu4_1 at 512x512) is timed in the same process.
 """
 import argparse
@@ -23,14 +23,14 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import vgg_unit_seconds  # noqa: E402
 
-from npsynth_ext import pipeline, realise  # noqa: E402
-from npsynth_ext.fill import DEMO_IMAGE, DEMO_MASK  # noqa: E402
+from npsynth_ext import optimise, pipeline, pixels  # noqa: E402
+from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK  # noqa: E402
 from npsynth_ext.vgg import load_texture_net  # noqa: E402
 
 SPENT = defaultdict(float)
 CHILDREN = [0.0]  # seconds spent in wrapped stages called by the stage now running (a stack)
 RUNNING = []  # names of the wrapped stages now running, outermost first
-PRIOR = "content prior"
+PRIOR = "first guess"
 
 
 def _sync(device):
@@ -40,7 +40,7 @@ def _sync(device):
 
 def timed(name, fn, device):
     """fn, with its synchronised seconds, less those of the wrapped stages it calls, added to SPENT[name]
-    (the patch prior runs the pixel step's matcher too: what runs inside it is named "content prior: ...")."""
+    (the first guess runs the pixel step's matcher too: what runs inside it is named "first guess: ...")."""
     def wrapper(*args, **kwargs):
         label = f"{PRIOR}: {name}" if PRIOR in RUNNING and name != PRIOR else name
         _sync(device)
@@ -60,21 +60,19 @@ def timed(name, fn, device):
 
 def instrument(device):
     """Wrap the pipeline's stages in place (for this process only)."""
-    get_prior = pipeline.get_prior
-    pipeline.get_prior = lambda kind: timed(PRIOR, get_prior(kind), device)
+    pipeline.first_guess = timed(PRIOR, pipeline.first_guess, device)
     pipeline.frame_roughness = timed("roughness of the frame", pipeline.frame_roughness, device)
     pipeline.cells_to_pixels = timed("deep matches to pixels", pipeline.cells_to_pixels, device)
-    # also the deep fields' start at the next scale when coarse_matches is on (not by default)
     pipeline.upsample_field = timed("match fields doubled", pipeline.upsample_field, device)
-    pipeline.solve_scale = timed("solve_scale", pipeline.solve_scale, device)
+    pipeline.optimise = timed("optimise", pipeline.optimise, device)
     matcher = pipeline.PixelMatcher
     matcher.__init__ = timed("pixel matcher set-up", matcher.__init__, device)
     matcher.replay = timed("pixel step: replay at the next scale", matcher.replay, device)
     matcher.smooth_roughness = timed("pixel step: roughness start", matcher.smooth_roughness, device)
-    matcher.realise = timed("pixel step: the rest of realise", matcher.realise, device)
-    realise.patchmatch = timed("pixel step: its patchmatch calls", realise.patchmatch, device)
+    matcher.rebuild = timed("pixel step: the rest of rebuild", matcher.rebuild, device)
+    pixels.patchmatch = timed("pixel step: its patchmatch calls", pixels.patchmatch, device)
     matcher.vote = timed("pixel step: votes (and the blend)", matcher.vote, device)
-    pipeline.TextureTerm.rematch = timed("re-matches (patch_nn, patchmatch)", pipeline.TextureTerm.rematch, device)
+    optimise.TextureTerm.rematch = timed("re-matches (patch_nn, patchmatch)", optimise.TextureTerm.rematch, device)
 
 
 def main():
@@ -91,18 +89,18 @@ def main():
     unit = vgg_unit_seconds(net, args.device, 3)
     image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((args.side, args.side), Image.BICUBIC)).copy()
     hole = np.asarray(Image.open(DEMO_MASK).resize((args.side, args.side), Image.NEAREST)) > 0
-    opts = pipeline.FillOptions(device=args.device, progress=False, texture_net=net)
-    pipeline.fill_u8(image, hole, opts)  # warm-up: kernels loaded, allocator primed
+    opts = pipeline.FillOptions(device=args.device, progress=False)
+    pipeline.fill_u8(image, hole, opts, net=net)  # warm-up: kernels loaded, allocator primed
     instrument(args.device)
     runs = []
     for _ in range(args.repeats):
         SPENT.clear()
         start = time.perf_counter()
-        pipeline.fill_u8(image, hole, opts)
+        pipeline.fill_u8(image, hole, opts, net=net)
         runs.append((time.perf_counter() - start, dict(SPENT)))
     runs.sort(key=lambda r: r[0])
     total, spent = runs[len(runs) // 2]
-    spent["L-BFGS and VGG"] = spent.pop("solve_scale", 0.0)
+    spent["L-BFGS and VGG"] = spent.pop("optimise", 0.0)
     spent["the rest (framing, resizing, copies)"] = total - sum(spent.values())
     print(f"{args.side}x{args.side} demo fill on {args.device}: median of {args.repeats} runs {total:.3f} s = "
           f"{total / unit:.1f} VGG units (VGG unit {unit * 1e3:.1f} ms); all runs "

@@ -38,8 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from npsynth_ext import masks as masks_mod  # noqa: E402
 from npsynth_ext import ops  # noqa: E402
-from npsynth_ext.fill import DEMO_IMAGE  # noqa: E402
-from npsynth_ext.pipeline import FillOptions, solve_scale  # noqa: E402
+from npsynth_ext.fill_command import DEMO_IMAGE  # noqa: E402
+from npsynth_ext import optimise as optimise_mod  # noqa: E402
+from npsynth_ext.optimise import optimise  # noqa: E402
+from npsynth_ext.options import FillOptions  # noqa: E402
 from npsynth_ext.vgg import load_texture_net  # noqa: E402
 
 
@@ -162,19 +164,19 @@ def run(args):
     hole = torch.zeros(n, n, dtype=torch.bool, device=device)
     hole[n // 4:3 * n // 4, n // 4:3 * n // 4] = True
     inside = torch.ones(n, n, dtype=torch.bool, device=device)
-    opts = FillOptions(progress=False, rematch_every=args.iters)
+    opts = FillOptions(progress=False, metric="l2")
+    optimise_mod.REMATCH_EVERY = args.iters  # one match for the counted iterations: their cost per iteration
     net = load_texture_net().to(device)
-    # The previous scale (one iteration is enough): its result and its matches, which the finest scale's
-    # first re-match refines with PatchMatch, as in a fill.
+    # The previous scale (one iteration is enough): its result, which the finest scale's content term reads.
     coarse_rgb = torch.nn.functional.avg_pool2d(rgb[None], 2)[0]
-    coarse, fields = solve_scale(net, coarse_rgb, masks_mod.downscale_mask(hole, n // 2),
-                                 torch.ones(n // 2, n // 2, dtype=torch.bool, device=device), 1, "cosine", opts, "")
+    coarse, _ = optimise(net, coarse_rgb, masks_mod.downscale_mask(hole, n // 2),
+                         torch.ones(n // 2, n // 2, dtype=torch.bool, device=device), 1, opts, "")
     if args.profile:
-        profile(lambda: solve_scale(net, rgb, hole, inside, args.iters, "l2", opts, "", coarse=coarse, fields=fields))
+        profile(lambda: optimise(net, rgb, hole, inside, args.iters, opts, "", coarse=coarse))
         return
     counter, flop_counter, cuda_syncs = OpCounter(), FlopCounterMode(display=False), collections.Counter()
     with cuda_syncs_by_owner(cuda_syncs), flop_counter, counter:
-        solve_scale(net, rgb, hole, inside, args.iters, "l2", opts, "", coarse=coarse, fields=fields)
+        optimise(net, rgb, hole, inside, args.iters, opts, "", coarse=coarse)
     # The scale's one-off work (the source features) is in the count too; a GPU user pays it once per scale
     # as well.
     flops = collections.Counter({str(k).split(".")[-1]: v for k, v in flop_counter.get_flop_counts()["Global"].items()})

@@ -65,15 +65,17 @@ def run_one(name, save):
     from PIL import Image
 
     from npsynth_ext import masks
-    from npsynth_ext.pipeline import FillOptions, fill_u8
+    from npsynth_ext.options import FillOptions
+    from npsynth_ext.pipeline import fill_u8
     from npsynth_ext.vgg import load_texture_net
 
     photo, hole, options = case_input(name)
-    opts = FillOptions(progress=False, texture_net=load_texture_net(), **options)
+    opts = FillOptions(progress=False, **options)
+    net = load_texture_net()
     frames = masks.plan_frames(hole, opts.max_frame)
     timings = {}
     start = time.perf_counter()
-    out = fill_u8(photo, hole, opts, timings)
+    out = fill_u8(photo, hole, opts, timings, net=net)
     seconds = time.perf_counter() - start
     if save:
         os.makedirs(save, exist_ok=True)

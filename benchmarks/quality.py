@@ -172,13 +172,18 @@ def vgg_unit_seconds(repeats=3):
 
 
 def method_ours(**options):
+    """Our fill with FillOptions `options`; content_weights=PATH loads a trained content network as the
+    first guess (the CLI's --content-weights)."""
     import npsynth_ext
+    from npsynth_ext.content_net import load_content_net
     from npsynth_ext.vgg import load_texture_net
 
     net = load_texture_net()
+    if "content_weights" in options:
+        options["content"] = load_content_net(options.pop("content_weights"))
 
     def run(img, mask):
-        return npsynth_ext.fill(img, mask, texture_net=net, progress=False, **options)
+        return npsynth_ext.fill(img, mask, net=net, progress=False, **options)
 
     return run
 

@@ -1,7 +1,7 @@
 """npsynth_ext: multi-scale neural patch synthesis inpainting with fused C++/CUDA patch ops.
 
-fill(image, mask, **options) fills the hole of a photo (see npsynth_ext.pipeline.FillOptions); the CLI is
-`python -m npsynth_ext.fill`.
+fill(image, mask, **options) fills the hole of a photo (options: FillOptions; the steps: pipeline.py); the
+CLI is `python -m npsynth_ext.fill`.
 
 Ops (each also under torch.ops.npsynth.*): patch_nn (exact patch nearest neighbours), patchmatch (their
 approximation by PatchMatch) and texture_loss (the patch-matching texture energy, with a fused
@@ -10,7 +10,8 @@ binary was compiled with.
 """
 from .build import build_info
 from .ops import METRICS, patch_nn, patchmatch, texture_loss
-from .pipeline import FillOptions, fill
+from .options import FillOptions
+from .pipeline import fill
 
 __all__ = ["METRICS", "FillOptions", "build_info", "fill", "patch_nn", "patchmatch", "texture_loss"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Masks and framing: load or draw the hole, check it, place it in a square working frame, paste back.
+"""Masks and framing: read or draw the hole, check it, place it in a square working frame, paste back.
 
 The paper works on a 512x512 frame with a 256x256 hole in its middle. We do the same for any image and any
 hole: take the hole's bounding box, grow it into a square about twice the hole's size (at least MIN_FRAME),
@@ -9,13 +9,14 @@ separate regions gets a frame per region, or per group of regions whose frames w
 unless the caller caps its side with max_frame: then it is worked on downscaled. Only hole pixels are ever
 written back.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .images import to_mask
+from .images import open_upright, to_mask
 from .membrane import membrane
 
 # The smallest side a frame is worked at: VGG sees little in a smaller image (relu4_1 of 64 px is 8x8).
@@ -28,15 +29,24 @@ class MaskError(ValueError):
     """The mask does not describe a fillable hole."""
 
 
-def load_mask(path, size):
-    """A mask image whose nonzero pixels are the hole (images.to_mask), as a bool [H, W] array; size = (W, H)
-    of the image."""
-    from PIL import Image
+def read_mask(path, image_hw):
+    """The hole of the mask image at `path`, as a bool [H, W] array: upright as a viewer shows it (EXIF
+    orientation applied, as the photo is), a pixel is hole where its brightest colour channel is at least
+    half-bright (images.to_mask); it must be the photo's size image_hw. Every failure is a MaskError
+    naming the file."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as img:
-        if img.size != tuple(size):
-            raise MaskError(f"mask {path} is {img.size[0]}x{img.size[1]} but the image is {size[0]}x{size[1]}")
-        return to_mask(img)
+    if not os.path.isfile(path):
+        raise MaskError(f"mask not found: {path}")
+    try:
+        with Image.open(path) as img:
+            hole = to_mask(open_upright(img))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MaskError(f"cannot read mask {path}: {exc}") from None
+    if hole.shape != tuple(image_hw):
+        raise MaskError(f"mask {path} is {hole.shape[1]}x{hole.shape[0]} but the image is "
+                        f"{image_hw[1]}x{image_hw[0]}")
+    return hole
 
 
 def box_mask(size, x, y, w, h):

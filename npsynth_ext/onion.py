@@ -1,5 +1,5 @@
 """Onion-peel fill: the hole grown from its edge inward, one ring of pixels at a time, each pixel a copy of
-a pixel of the photo. It starts the patch prior's coarsest level.
+a pixel of the photo. It starts the first guess's coarsest level (first_guess.py).
 
 Each ring is the hole pixels that touch (8-neighbours) a known or already filled pixel. Every pixel of the
 ring takes the centre of the source patch (PATCH x PATCH, wholly known and inside the photo) closest to
@@ -16,9 +16,9 @@ Exact search costs ring pixels x sources per ring: ONION_MAX_SIDE bounds the lev
 import torch
 import torch.nn.functional as F
 
-from .masks import dilate
+from .fields import source_centres
 from .membrane import membrane
-from .realise import PATCH
+from .pixels import PATCH
 
 ONION_MAX_SIDE = 64  # larger levels (a thin hole's prior starts at its frame's side) start from a membrane
 # Distances within TIE of a ring pixel's best count as equal fits. One 8-bit step in one channel at one of
@@ -35,8 +35,8 @@ def onion_fill(values, known, sources_ok):
     r = PATCH // 2
     if known.all() or H < PATCH or W < PATCH:
         return membrane(values, known)
-    # Centres of wholly known, allowed patches (PixelMatcher.sources' rule), on the unfold grid of centres.
-    whole = ~dilate(~(sources_ok & known), r)[r:H - r, r:W - r]
+    # Centres of wholly known, allowed patches, on the unfold grid of centres.
+    whole = source_centres(~known, sources_ok, r)[r:H - r, r:W - r]
     if not bool(whole.any()):
         return membrane(values, known)
     values64 = values.double()
@@ -66,7 +66,7 @@ def onion_fill(values, known, sources_ok):
 
 
 def onion_start(known_rgb, hole, inside):
-    """The coarsest level's start for the patch prior: the onion-peel fill of the hole from sources inside
+    """The coarsest level's start for the first guess: the onion-peel fill of the hole from sources inside
     the photo, on levels up to ONION_MAX_SIDE; the membrane fill on larger ones."""
     if max(known_rgb.shape[-2:]) > ONION_MAX_SIDE:
         return membrane(known_rgb, ~hole)

@@ -122,10 +122,10 @@ def patch_nn(target, source, target_mask, source_valid, patch_size=3, metric="l2
     return (index, dist) if batched else (index[0], dist[0])
 
 
-# Defaults, measured on the demo photo's VGG features at 512 (compare.py): from no start, 2 iterations end
-# ~1.3% above exact search at relu3_1 for l2 (~2.3% for cosine); from the previous matches of slowly
-# changing features, they stay exact. Random-search windows of 8, 4, 2 and 1 positions do as well there
-# as windows from the whole map down, at half the draws.
+# Defaults: from no start, 2 iterations come close to exact search on VGG features of photos; from the
+# previous matches of slowly changing features, they stay exact. Random-search windows of 8, 4, 2 and 1
+# positions do as well there as windows from the whole map down, at half the draws (docs/benchmarks.md,
+# "Measurements behind the code's constants").
 PATCHMATCH_ITERS = 2
 PATCHMATCH_RADIUS = 8
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .cli import check_writable, run_command
-from .content import ContentNet, ContentNetConfig, Discriminator, read_checkpoint, save_checkpoint
+from .content_net import ContentNet, ContentNetConfig, Discriminator, read_checkpoint, save_checkpoint
 
 
 class TrainError(Exception):

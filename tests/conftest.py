@@ -27,12 +27,3 @@ def device(request):
     else:
         yield request.param
 
-
-@pytest.fixture(params=DEVICES[1:])
-def cuda_device(request):
-    """The CUDA kernels: on a GPU ("cuda"), or under the emulator ("cpu" tensors, as for `device`)."""
-    if request.param == "cuda_emulated":
-        with ops.emulated_cuda():
-            yield "cpu"
-    else:
-        yield request.param

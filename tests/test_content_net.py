@@ -10,8 +10,8 @@ from skimage import data
 
 import npsynth_ext as nx
 from npsynth_ext import train_content as tc
-from npsynth_ext.content import (ContentNet, ContentNetConfig, Discriminator, load_content_net, network_prior,
-                                 save_checkpoint)
+from npsynth_ext.content_net import ContentNet, ContentNetConfig, Discriminator, load_content_net, save_checkpoint
+from npsynth_ext.first_guess import network_prior
 
 SMALL = ContentNetConfig(size=32, width=8, code=64, disc_width=8)
 TRAIN_PHOTOS = ["camera", "coins", "grass", "horse", "moon", "immunohistochemistry", "clock", "colorwheel"]
@@ -128,10 +128,11 @@ def test_fill_uses_the_network_prior(tmp_path):
     img = np.ascontiguousarray(data.coffee()[100:228, 200:328])
     mask = np.zeros(img.shape[:2], bool)
     mask[40:90, 30:100] = True
-    prior_only = nx.fill(img, mask, content_weights=str(tmp_path / "white.pt"), iters=(0, 0, 0), progress=False)
+    white = load_content_net(str(tmp_path / "white.pt"))
+    prior_only = nx.fill(img, mask, content=white, iters=(0, 0, 0), progress=False)
     classical = nx.fill(img, mask, iters=(0, 0, 0), progress=False)
     assert prior_only[mask].mean() > 200 and classical[mask].mean() < 200
-    out = nx.fill(img, mask, content_weights=str(tmp_path / "white.pt"), iters=(3, 1, 1), progress=False)
+    out = nx.fill(img, mask, content=white, iters=(3, 1, 1), progress=False)
     assert (out[~mask] == img[~mask]).all()
 
 

@@ -1,6 +1,5 @@
 """python -m npsynth_ext.fill PHOTOS_DIR --mask-dir MASKS_DIR -o OUT_DIR: one corrupt file among good ones,
 photos without a mask, re-runs, --overwrite, the summary line and the exit codes."""
-import importlib
 import os
 import re
 
@@ -10,7 +9,7 @@ from PIL import Image
 
 from npsynth_ext import pipeline, vgg
 
-cli = importlib.import_module("npsynth_ext.fill")
+from npsynth_ext import fill_command as cli
 
 FAST = ["--iters", "2", "1", "1"]
 PAINT = np.array([10, 220, 30], np.uint8)

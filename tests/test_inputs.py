@@ -3,7 +3,6 @@ RGBA, 16-bit and CMYK inputs, --mask alpha, anti-aliased masks, output formats, 
 
 Most tests replace the fill with a paint of one known colour over the hole it is given, so they can check
 the hole the CLI read and every byte it wrote; test_greyscale_real_fill runs the real one."""
-import importlib
 import io
 import struct
 import zlib
@@ -14,7 +13,7 @@ from PIL import Image, ImageCms
 
 from npsynth_ext import pipeline
 
-cli = importlib.import_module("npsynth_ext.fill")
+from npsynth_ext import fill_command as cli
 
 PAINT = np.array([200, 100, 50], np.uint8)
 PAINT_LUMA = (200 * 19595 + 100 * 38470 + 50 * 7471 + 0x8000) >> 16  # Pillow's convert("L") of PAINT

@@ -1,4 +1,4 @@
-"""Masks and framing: loading, checks, the working frame on odd sizes and border holes, paste-back."""
+"""Masks and framing: reading, checks, the working frame on odd sizes and border holes, paste-back."""
 import numpy as np
 import pytest
 import torch
@@ -16,7 +16,7 @@ def test_box_mask_and_bounds():
 
 
 @pytest.mark.parametrize("mode", ["L", "1", "RGB", "RGBA", "P"])
-def test_load_mask_half_bright_is_hole(tmp_path, mode):
+def test_read_mask_half_bright_is_hole(tmp_path, mode):
     arr = np.zeros((9, 13), np.uint8)
     arr[2:5, 3:11] = 255
     arr[7, 1] = 128  # an anti-aliased edge: at least half-bright is hole...
@@ -27,7 +27,7 @@ def test_load_mask_half_bright_is_hole(tmp_path, mode):
         arr = (arr > 0).astype(np.uint8) * 255  # a 1-bit image keeps only on/off
     path = tmp_path / f"m_{mode}.png"
     img.save(path)
-    mask = M.load_mask(path, (13, 9))
+    mask = M.read_mask(str(path), (9, 13))
     expected = arr >= 128
     if mode in ("RGB", "RGBA", "P"):
         expected = np.asarray(img.convert("RGB")).max(-1) >= 128
@@ -35,10 +35,26 @@ def test_load_mask_half_bright_is_hole(tmp_path, mode):
     assert mask[7, 1] and mask[7, 2] == (mode == "1")
 
 
-def test_load_mask_size_mismatch(tmp_path):
-    Image.fromarray(np.ones((9, 13), np.uint8)).save(tmp_path / "m.png")
+def test_read_mask_size_mismatch_missing_and_unreadable_files(tmp_path):
+    Image.fromarray(np.full((9, 13), 255, np.uint8)).save(tmp_path / "m.png")
     with pytest.raises(M.MaskError, match="mask .* is 13x9 but the image is 12x9"):
-        M.load_mask(tmp_path / "m.png", (12, 9))
+        M.read_mask(str(tmp_path / "m.png"), (9, 12))
+    with pytest.raises(M.MaskError, match="mask not found: .*nothing.png"):
+        M.read_mask(str(tmp_path / "nothing.png"), (9, 13))
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(M.MaskError, match="cannot read mask .*junk.png"):
+        M.read_mask(str(tmp_path / "junk.png"), (9, 13))
+
+
+def test_read_mask_applies_the_exif_orientation(tmp_path):
+    """A mask stored sideways with an EXIF rotation is read as a viewer shows it, like the photo."""
+    arr = np.zeros((9, 13), np.uint8)
+    arr[0, :4] = 255  # the stored image's top-left run
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(arr).save(tmp_path / "sideways.png", exif=exif)
+    mask = M.read_mask(str(tmp_path / "sideways.png"), (13, 9))
+    assert mask.shape == (13, 9) and mask[:4, -1].all() and mask.sum() == 4
 
 
 def test_check_mask():

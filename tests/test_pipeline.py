@@ -9,7 +9,7 @@ import npsynth_ext as nx
 from npsynth_ext import masks as M
 from npsynth_ext.vgg import load_texture_net
 
-FAST = dict(iters=(6, 3, 2), rematch_every=3, progress=False)
+FAST = dict(iters=(6, 3, 2), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_texture_optimisation_beats_the_prior_alone(net):
     mask[40:88, 40:88] = True
     neural = dict(content="classical", pixel_rounds=0, progress=False)
     prior = nx.fill(img, mask, net=net, iters=(0, 0, 0), **neural)
-    ours = nx.fill(img, mask, net=net, iters=(10, 10, 30), rematch_every=5, **neural)  # one level: the last
+    ours = nx.fill(img, mask, net=net, iters=(10, 10, 30), **neural)  # one level: the last
 
     def grow(m):
         return torch.nn.functional.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0
@@ -128,8 +128,8 @@ def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_
     from npsynth_ext import pipeline
 
     frames = []
-    real = pipeline.synthesize
-    monkeypatch.setattr(pipeline, "synthesize", lambda net, rgb, hole, *rest: frames.append(
+    real = pipeline.fill_frame
+    monkeypatch.setattr(pipeline, "fill_frame", lambda net, rgb, hole, *rest: frames.append(
         (rgb.shape[-1], int(hole.sum()))) or real(net, rgb, hole, *rest))
     img = np.asarray(Image.fromarray(data.coffee()).resize((640, 427), Image.BICUBIC)).copy()
     mask = np.zeros(img.shape[:2], bool)
@@ -143,47 +143,63 @@ def test_separate_holes_are_filled_in_frames_of_their_own(net, monkeypatch, tmp_
         f"frame{n}/scale1_128{kind}.png" for n in (1, 2) for kind in ("", "_optimised", "_start")]
 
 
-@pytest.mark.parametrize("n,plan", [
-    (512, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c")]), (256, [(128, 7, "a"), (256, 9, "c")]),
-    (128, [(128, 9, "c")]), (384, [(192, 7, "a"), (384, 9, "c")]), (768, [(192, 7, "a"), (384, 8, "b"), (768, 9, "c")]),
-    (1024, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c"), (1024, 9, "c")]),
-    (2048, [(128, 7, "a"), (256, 8, "b"), (512, 9, "c"), (1024, 9, "c"), (2048, 9, "c")])])
-def test_scale_plan(n, plan):
-    from npsynth_ext.pipeline import scale_plan
+def centred_box(n, radius):
+    """An n x n hole mask holding a centred square box whose 3x3 erosions empty it after `radius` steps."""
+    hole = torch.zeros(n, n, dtype=torch.bool)
+    if radius:
+        lo = n // 2 - radius
+        hole[lo:lo + 2 * radius, lo:lo + 2 * radius] = True
+    else:
+        hole[0, 0] = True  # one pixel: gone after the first erosion, so as thin as a hole gets
+    return hole
 
-    assert scale_plan(n, (7, 8, 9), ("a", "b", "c")) == plan
+
+@pytest.mark.parametrize("n,plan", [
+    (512, [(128, 7), (256, 8), (512, 9)]), (256, [(128, 7), (256, 9)]),
+    (128, [(128, 9)]), (384, [(192, 7), (384, 9)]), (768, [(192, 7), (384, 8), (768, 9)]),
+    (1024, [(128, 7), (256, 8), (512, 9), (1024, 9)]),
+    (2048, [(128, 7), (256, 8), (512, 9), (1024, 9), (2048, 9)])])
+def test_plan_levels(n, plan):
+    from npsynth_ext.pipeline import plan_levels
+
+    levels = plan_levels(centred_box(n, n // 4), nx.FillOptions(iters=(7, 8, 9), seed=5, pixel_rounds=2))
+    assert [(level.side, level.iters) for level in levels] == plan
+    assert [level.seed for level in levels] == [5 * 8 + k for k in range(len(plan))]
+    assert all(level.rounds == 2 and level.blend for level in levels)
 
 
 @pytest.mark.parametrize("n,radius,sides", [
-    (512, 12, [128, 256, 512]), (512, 11, [256, 512]), (512, 6, [256, 512]), (512, 5, [512]), (512, 0, [512]),
+    (512, 12, [128, 256, 512]), (512, 11, [256, 512]), (512, 6, [256, 512]), (512, 5, [512]), (512, 1, [512]),
     (256, 6, [128, 256]), (256, 5, [256]), (2048, 47, [256, 512, 1024, 2048]), (2048, 48, [128, 256, 512, 1024, 2048]),
-    (128, 0, [128])])
-def test_scale_plan_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius, sides):
+    (128, 1, [128])])
+def test_plan_levels_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius, sides):
     """A level of side s is kept where radius * s / n >= 3 (MIN_LEVEL_RADIUS); the finest always. Entries are
     taken as for a frame of as many levels: one level takes the finest's, two the coarsest's and finest's."""
-    from npsynth_ext.pipeline import MIN_LEVEL_RADIUS, scale_plan
+    from npsynth_ext.fields import MIN_LEVEL_RADIUS, hole_radius
+    from npsynth_ext.pipeline import plan_levels
 
     assert MIN_LEVEL_RADIUS == 3
-    plan = scale_plan(n, (7, 8, 9), ("a", "b", "c"), radius)
-    assert [side for side, _, _ in plan] == sides
+    hole = centred_box(n, radius)
+    assert hole_radius(hole) == radius
+    levels = plan_levels(hole, nx.FillOptions(iters=(7, 8, 9)))
+    assert [level.side for level in levels] == sides
     want = {1: [9], 2: [7, 9]}.get(len(sides), [7, 8] + [9] * (len(sides) - 2))
-    assert [it for _, it, _ in plan] == want
-    assert [m for _, _, m in plan] == [{7: "a", 8: "b", 9: "c"}[it] for it in want]
+    assert [level.iters for level in levels] == want
 
 
 @pytest.mark.parametrize("bad,match", [
     (dict(alpha=-1), "alpha and beta"),
     (dict(iters=(1, 2)), "three"),
     (dict(max_frame=1056), "max_frame"),  # a multiple of 32, but a 1024+ frame has four levels: 64
-    (dict(rematch_every=0), "rematch_every"),
-    (dict(layers=("relu5_1",)), "layers"),
     (dict(metric="l1"), "metric"),
     (dict(max_frame=100), "max_frame"),
     (dict(search="approx"), "search"),
-    (dict(patchmatch_iters=0), "patchmatch_iters"),
+    (dict(metric=("cosine", "cosine", "l2")), "metric"),
+    (dict(content="membrane"), "unknown content prior"),
+    (dict(content=3), "content must be"),
     (dict(pixel_rounds=-1), "pixel_rounds"),
     (dict(pixel_blend="no"), "pixel_blend must be True or False"),
-    (dict(pixel_sharpness=0), "pixel_sharpness"),
+    (dict(pixel_rounds=1.5), "pixel_rounds"),
     (dict(pixel_roughness=-1), "pixel_roughness must be a finite number >= 0"),
     (dict(pixel_roughness=float("nan")), "pixel_roughness"),
     (dict(pixel_roughness="3"), "pixel_roughness"),
@@ -215,17 +231,12 @@ def test_bad_image_and_mask(photo):
         nx.fill(np.full(img.shape, np.nan), mask)
 
 
-def test_single_names_are_accepted_for_per_scale_and_layer_options():
-    opts = nx.FillOptions(layers="relu3_1", metric="l2")
-    assert opts.layers == ("relu3_1",) and opts.metric == ("l2", "l2", "l2")
-
-
 @pytest.mark.parametrize("box", [(100, 160, 90, 200), (0, 40, 210, 256), (200, 256, 0, 30)],
                          ids=["middle", "top_right_border", "bottom_left_corner"])
 def test_vgg_window_gives_the_whole_frames_features_where_targets_read(net, box):
     """The texture term reads target patches (3x3 around every target centre) from the features of the
     VGG window only: there they must equal the whole frame's features."""
-    from npsynth_ext.pipeline import TextureTerm, vgg_window
+    from npsynth_ext.optimise import TextureTerm, vgg_window
 
     img = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256), Image.BICUBIC)).copy()
     x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
@@ -247,7 +258,7 @@ def test_vgg_window_gives_the_whole_frames_features_where_targets_read(net, box)
 
 
 def test_upsample_field_moves_each_match_to_the_child_cell():
-    from npsynth_ext.pipeline import upsample_field
+    from npsynth_ext.fields import upsample_field
 
     field = torch.tensor([[5, -1], [0, 3]])  # a 2x2 target grid over a 2x3 source grid
     up = upsample_field(field, (4, 6))
@@ -259,35 +270,10 @@ def test_upsample_field_moves_each_match_to_the_child_cell():
     assert torch.equal(up, expected)
 
 
-@pytest.mark.parametrize("options", [dict(search="exact"), dict(coarse_matches=True)], ids=["exact", "coarse"])
-def test_search_options_fill_too(photo, net, options):
+def test_exact_search_fills_too(photo, net):
     img, mask = photo
-    out = nx.fill(img, mask, net=net, **options, **FAST)
+    out = nx.fill(img, mask, net=net, search="exact", **FAST)
     assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
-
-
-@pytest.mark.parametrize("coarse_matches", [False, True])
-def test_coarse_matches_start_the_finer_scale(net, monkeypatch, coarse_matches):
-    """A 130x130 hole gives a frame worked at two scales: with coarse_matches the finer scale's terms
-    start from the coarser scale's fields (and still fill); without, they search exactly."""
-    from npsynth_ext import pipeline
-
-    starts = []
-    real = pipeline.TextureTerm.start_from
-    monkeypatch.setattr(pipeline.TextureTerm, "start_from", lambda self, field: starts.append(field.shape) or
-                        real(self, field))
-    img = np.ascontiguousarray(data.coffee()[:300, :400])
-    mask = np.zeros(img.shape[:2], bool)
-    mask[80:210, 120:250] = True
-    out = nx.fill(img, mask, net=net, iters=(2, 2, 2), rematch_every=1, progress=False,
-                  coarse_matches=coarse_matches)
-    assert (out[~mask] == img[~mask]).all() and (out[mask] != img[mask]).any()
-    if coarse_matches:
-        # one field per layer, on the coarser scale's grids: relu4_1's cells are twice relu3_1's
-        small, large = sorted(starts)
-        assert len(starts) == 2 and large == torch.Size([2 * small[0], 2 * small[1]])
-    else:
-        assert starts == []
 
 
 def checker(n, period=8):
@@ -326,16 +312,16 @@ def test_a_large_frame_is_worked_at_its_own_resolution(net, tmp_path, monkeypatc
     """A 500x500 hole: a 1024 frame (twice the hole, rounded up to a multiple of 32), worked at four levels,
     the finest at the frame's own size, the last two with the finest's iteration count; above 512 px the
     first match is PatchMatch's, not an exact search; only the hole changes."""
-    from npsynth_ext import pipeline
+    from npsynth_ext import optimise
 
     searches = []  # (search, the relu3_1 or relu4_1 grid's side), relu3_1 being 1/4 of the level's
 
     def recorded(name):
-        real = getattr(pipeline, name)
+        real = getattr(optimise, name)
         return lambda *args, **kw: searches.append((name, args[1].shape[-1])) or real(*args, **kw)
 
     for name in ("patch_nn", "patchmatch"):
-        monkeypatch.setattr(pipeline, name, recorded(name))
+        monkeypatch.setattr(optimise, name, recorded(name))
     img = large_photo()
     mask = np.zeros(img.shape[:2], bool)
     mask[100:600, 300:800] = True
@@ -354,8 +340,8 @@ def test_max_frame_caps_the_working_side(net, monkeypatch):
     from npsynth_ext import pipeline
 
     sides = []
-    real = pipeline.synthesize
-    monkeypatch.setattr(pipeline, "synthesize", lambda net, rgb, *rest: sides.append(rgb.shape[-1]) or
+    real = pipeline.fill_frame
+    monkeypatch.setattr(pipeline, "fill_frame", lambda net, rgb, *rest: sides.append(rgb.shape[-1]) or
                         real(net, rgb, *rest))
     img = large_photo()
     mask = np.zeros(img.shape[:2], bool)
@@ -366,14 +352,15 @@ def test_max_frame_caps_the_working_side(net, monkeypatch):
 
 @pytest.mark.parametrize("weight", [0, 2.5])
 def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
-    """pixel_roughness=0 gives the pixel step no roughness; otherwise each level gets the frame's roughness
-    times the weight at its own side, and only the first level starts the hole's from the surroundings
-    (finer ones from the coarser copies)."""
-    from npsynth_ext import pipeline, realise
+    """pixel_roughness=0 gives the levels' pixel step no roughness; otherwise each level gets the frame's
+    roughness times the weight at its own side, and only the first level starts the hole's from the
+    surroundings (finer ones from the coarser copies). The first guess's pyramid (32, 64 and 128 px here)
+    keeps pixels.ROUGHNESS whatever the option says."""
+    from npsynth_ext import pipeline, pixels
 
     made, smoothed = [], []
 
-    class Recording(realise.PixelMatcher):
+    class Recording(pixels.PixelMatcher):
         def __init__(self, hole, inside, roughness=None):
             super().__init__(hole, inside, roughness)
             made.append((hole.shape[-1], roughness))
@@ -388,8 +375,10 @@ def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
     mask[64:192, 64:192] = True  # a 256 frame: levels of 128 and 256
     nx.fill(img, mask, net=net, pixel_roughness=weight, **FAST)
     sides = [side for side, _ in made]
-    assert sides == [128, 256]
+    assert sides == [32, 64, 128, 128, 256]
     assert smoothed == [128]
+    assert all(r is not None for _, r in made[:3])
+    made = made[3:]
     if weight == 0:
         assert all(r is None for _, r in made)
         return
@@ -397,7 +386,7 @@ def test_pixel_roughness_reaches_the_pixel_step(net, monkeypatch, weight):
     # the frame is the whole photo: at 256 the roughness is the weight times that of its known pixels
     rgb = torch.from_numpy(img).permute(2, 0, 1).float() / 255
     known = ~torch.from_numpy(mask)
-    torch.testing.assert_close(made[1][1][:, known], weight * realise.roughness(rgb, known)[:, known])
+    torch.testing.assert_close(made[1][1][:, known], weight * pixels.roughness(rgb, known)[:, known])
 
 
 @pytest.mark.parametrize("rows,levels", [(6, [256]), (24, [128, 256])])
@@ -407,9 +396,9 @@ def test_a_thin_hole_skips_the_coarse_level(net, monkeypatch, rows, levels):
     from npsynth_ext import pipeline
 
     sides = []
-    solve = pipeline.solve_scale
-    monkeypatch.setattr(pipeline, "solve_scale", lambda net, start, *rest, **kw: sides.append(start.shape[-1]) or
-                        solve(net, start, *rest, **kw))
+    solve = pipeline.optimise
+    monkeypatch.setattr(pipeline, "optimise", lambda net, start, hole, inside, iters, *rest, **kw: (
+        iters and sides.append(start.shape[-1])) or solve(net, start, hole, inside, iters, *rest, **kw))
     img = np.ascontiguousarray(data.coffee()[40:296, 100:356])
     mask = np.zeros(img.shape[:2], bool)
     mask[100:100 + rows, 20:236] = True

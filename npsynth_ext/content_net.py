@@ -1,63 +1,14 @@
-"""Content priors: the first guess of the hole at the coarsest scale, which the texture optimisation then
-refines.
-
-A prior is any callable prior(rgb [3, n, n] 0..1, hole [n, n] bool, inside [n, n] bool) -> [3, n, n] that
-returns the image with the hole filled (pixels outside the hole are ignored by the caller). `classical`
-needs no weights: a membrane (harmonic) fill solved coarse-to-fine, so the hole takes the smooth
-interpolation of its whole boundary. `patches` starts at a coarse pyramid level (32 px for most holes)
-from an onion-peel fill (onion.py: the hole grown inward ring by ring from copies of the photo's pixels;
-a thin hole's coarsest level, over 64 px, from the membrane) and rebuilds the hole from the photo's own
-pixels level by level (realise.patch_prior), so the guess carries the surroundings' structure and
-texture rather than a blur. `network` is the paper's content network (a Context Encoder with a
-fully-connected bottleneck and ELU activations), trained by the user with
-`python -m npsynth_ext.train_content` and loaded from its checkpoint with load_content_net.
+"""The paper's content network: a Context Encoder with a fully-connected bottleneck and ELU activations,
+trained by the user with `python -m npsynth_ext.train_content`, and its checkpoint format. Its fill of the
+hole can be the first guess (FillOptions.content = load_content_net(path); first_guess.network_prior).
 """
 import os
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .images import write_atomically
-from .masks import downscale_mask
-from .membrane import membrane
-from .onion import onion_start
-from .realise import at_side, patch_prior
-
-
-def classical_prior(rgb, hole, inside):
-    """Membrane fill of the hole from everything around it (padding included: it is reflected image)."""
-    return membrane(rgb, ~hole)
-
-
-def patches_prior(rgb, hole, inside):
-    """Pixel EM from a coarse pyramid level up (realise.patch_prior), started from the onion-peel fill
-    (onion.py) and blended into the photo in the gradient domain."""
-    return patch_prior(rgb, hole, inside, onion_start)
-
-
-PRIORS = {"classical": classical_prior, "patches": patches_prior}
-
-
-def network_prior(net):
-    """The prior of a trained content network: the frame is resized to the network's side, the network
-    predicts the hole from the rest, and its prediction is resized back (only hole pixels are used)."""
-    net.eval()
-
-    def prior(rgb, hole, inside):
-        n = rgb.shape[-1]
-        side = net.config.size
-        small = at_side(rgb, side)
-        small_hole = downscale_mask(hole, side) if n != side else hole
-        param = next(net.parameters())
-        with torch.no_grad():
-            out = net.complete(small[None].to(param), small_hole[None].to(param.device))[0].to(rgb)
-        if n != side:
-            out = F.interpolate(out[None], size=(n, n), mode="bilinear", align_corners=False)[0]
-        return torch.where(hole, out, rgb)
-
-    return prior
 
 
 @dataclass(frozen=True)
@@ -124,8 +75,8 @@ class ContentNet(nn.Module):
 
         The decoder's output is a change (in logits) to the mean colour of the known pixels: an untrained
         network already predicts that mean, the baseline a content network must beat, and training only
-        adds what the context says (measured: predicting the image from scratch stayed worse than the mean
-        colour for hundreds of steps)."""
+        adds what the context says (predicting the image from scratch stays worse than the mean colour for
+        hundreds of steps: docs/content_network.md)."""
         m = hole[:, None].to(rgb.dtype)
         known = 1 - m
         mean = (rgb * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
@@ -190,14 +141,3 @@ def load_content_net(path, device="cpu"):
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ValueError(f"{path}: the checkpoint's network does not load ({exc})") from None
     return net.to(device).eval()
-
-
-def get_prior(content):
-    """A prior by name ('classical'), a loaded ContentNet, or any callable with the prior signature."""
-    if isinstance(content, ContentNet):
-        return network_prior(content)
-    if callable(content):
-        return content
-    if content not in PRIORS:
-        raise ValueError(f"unknown content prior {content!r}; choose one of {sorted(PRIORS)} or pass a callable")
-    return PRIORS[content]

@@ -1,76 +1,46 @@
-"""Rebuild the hole from real pixels of the photo, guided by the neural fill and its deep matches.
+"""The pixel step: rebuild the hole from real pixels of the photo, guided by the image it is given.
 
-The texture term makes every hole patch's VGG features close to some source patch's, but the pixels it
-produces are a compromise of the matched patches that overlap them: softer than the photo, and where
-matches disagree, a see-through blend of both. The deep matches themselves point at real pixels. So each
-scale ends with a pixel match field, one source pixel per hole pixel:
+An optimised hole is a compromise of the matched VGG patches that overlap it: softer than the photo, and
+where matches disagree, a see-through blend of both. The pixel step makes it of the photo's own pixels.
+Given a pixel match field to start from (one source pixel per hole pixel, -1 where none), a few
+expectation-maximisation rounds (Wexler et al. 2007) alternate:
 
-- At the first scale it starts from the relu3_1 match field carried down to pixels: pixel p of cell c is
-  matched to the pixel at the same place in c's source cell (as Deep Image Analogy reconstructs its
-  outputs from its deep matches). At a finer scale it starts from the previous scale's pixel field,
-  doubled, so the copies stay as coherent as they were.
-- A few expectation-maximisation rounds (Wexler et al. 2007) then alternate PatchMatch on PATCH x PATCH
-  colour patches of the current image (a match must agree with the neural fill and with the known
-  pixels its patch overlaps) and a vote: every hole pixel takes the weighted mean of the source pixels
-  that the patches covering it point to; a patch's weight falls with its distance, so one good match
-  outvotes poor ones rather than blending with them.
-- The patch distance also compares roughness features (Newson et al. 2014's texture features: the local
-  mean absolute difference between neighbours, measured at the frame's own resolution and averaged down
-  to each scale). The sources' are known; the hole's are voted through the matches with the colours.
-  At the first scale they start as the membrane fill of the surroundings' (the deep matches may have
-  put structure where the guide is smooth, and would carry its roughness along); at a finer scale, as
-  the vote of the coarser scale's doubled field. Without them a blurred guide is matched best by smooth
-  copies, and faint texture (grain, vessels, stars) washes out into flat areas scale after scale.
-- The last vote can be blended in the gradient domain (blend.py): the same patches vote the differences
-  between neighbouring source pixels, and the hole is solved to follow them, so copies that meet, and
-  the hole's edge, join without a visible step.
+- PatchMatch on PATCH x PATCH colour patches of the current image: a match must agree with the guide and
+  with the known pixels its patch overlaps;
+- a vote: every hole pixel takes the weighted mean of the source pixels that the patches covering it point
+  to; a patch's weight falls steeply with its distance, so one good match outvotes poor ones rather than
+  blending with them.
 
-A finer scale starts its optimisation from the vote of the doubled field at its own resolution: real
-detail of the photo at that scale, not an upsampled blur. Only hole pixels change; sources are patches
-made wholly of known pixels inside the photo.
+The patch distance also compares roughness features (Newson et al. 2014's texture features: the local mean
+absolute difference between neighbours, measured at the frame's own resolution and averaged down to each
+level). The sources' are known; the hole's are voted through the matches with the colours. Without them a
+blurred guide is matched best by smooth copies, and faint texture (grain, vessels, stars) washes out into
+flat areas level after level.
+
+The last vote can be blended in the gradient domain (blend.py): the same patches vote the differences
+between neighbouring source pixels, and the hole is solved to follow them, so copies that meet, and the
+hole's edge, join without a visible step. Only hole pixels change; sources are fields.source_centres.
 """
 import torch
 import torch.nn.functional as F
 
 from .blend import differences, screened_poisson
-from .masks import dilate, downscale_mask
+from .fields import source_centres
+from .masks import dilate
 from .membrane import membrane
 from .ops import patchmatch
 
 PATCH = 7
-CELL = 4  # pixels per relu3_1 position
-PIXEL_ITERS = 2  # PatchMatch iterations per round
+PIXEL_ITERS = 2  # PatchMatch iterations per round: the matches start close, from a field handed on
+# A patch's vote at a pixel is weighted by exp(-(distance - the best covering distance) / (sharpness *
+# median distance)): at the levels' PIXEL_SHARPNESS the best of the overlapping matches decides the pixel,
+# and the gradient-domain blend hides where copies meet.
+PIXEL_SHARPNESS = 0.05
 # Scale of the roughness features next to the colours in the pixel distance (colours and roughness both in
 # 0..1 units; the distance is squared, so roughness differences count ROUGHNESS^2 times): the default of
-# FillOptions.pixel_roughness, and the patch prior's whatever that option says.
+# FillOptions.pixel_roughness, and the first guess's whatever that option says.
 ROUGHNESS = 3.0
 MAX_EXPONENT = 40.0  # exp(-40) ~ 4e-18: far from float32's smallest normal, 1e-38
-
-
-def cells_to_pixels(cell_field, n):
-    """A relu3_1 match field (flat source cells on an n/4 grid, -1 where none) at pixel resolution for
-    an n x n frame: each pixel is matched to the same offset inside its cell's source cell."""
-    Hc, Wc = cell_field.shape
-    ys = torch.arange(n, device=cell_field.device)
-    src = cell_field[(ys // CELL).clamp(max=Hc - 1)][:, (ys // CELL).clamp(max=Wc - 1)]
-    sy = (src // Wc) * CELL + (ys % CELL)[:, None]
-    sx = (src % Wc) * CELL + (ys % CELL)[None, :]
-    return torch.where((src >= 0) & (sy < n) & (sx < n), sy * n + sx, torch.full_like(src, -1))
-
-
-def upsample_field(field, source_shape):
-    """A match field (flat source indices, -1 where none; a VGG layer's grid or a frame's pixels) at twice
-    the resolution, its sources on a grid of source_shape: each target cell takes its parent's match moved
-    to the corresponding child source cell (-1 where that falls outside)."""
-    H, W = field.shape
-    Hs, Ws = source_shape
-    up = field.repeat_interleave(2, 0).repeat_interleave(2, 1)
-    dy = torch.arange(2 * H, device=field.device)[:, None] % 2
-    dx = torch.arange(2 * W, device=field.device)[None, :] % 2
-    sy = (up // (Ws // 2)) * 2 + dy
-    sx = (up % (Ws // 2)) * 2 + dx
-    ok = (up >= 0) & (sy < Hs) & (sx < Ws)
-    return torch.where(ok, sy * Ws + sx, torch.full_like(up, -1))
 
 
 def roughness(rgb, known):
@@ -103,12 +73,7 @@ def patch_offsets(width, device=None):
     return (offsets[:, None] * width + offsets[None, :]).flatten()
 
 
-def at_side(x, side):
-    """A [C, n, n] map averaged down to side x side (itself at its own side)."""
-    return x if x.shape[-1] == side else F.interpolate(x[None], size=(side, side), mode="area")[0]
-
-
-class _Folder:
+class PatchFolder:
     """Weighted means of per-patch values laid over the frame: each target patch (centre t, flat in an
     n x n frame) spreads its PATCH x PATCH values with its weights; pixels that no weight reaches keep
     `fallback`."""
@@ -152,9 +117,7 @@ class PixelMatcher:
         self.roughness = roughness
         self.rough_now = None
         self.targets = dilate(hole, r) & inside
-        within = torch.zeros_like(hole)
-        within[r:-r, r:-r] = True  # a source patch must lie inside the frame: the vote reads all of it
-        self.sources = ~dilate(hole | ~inside, r) & within
+        self.sources = source_centres(hole, inside, r)  # the vote reads all of a source patch
         self.usable = bool(self.sources.any())
 
     def match(self, rgb, index, iters, seed):
@@ -193,7 +156,7 @@ class PixelMatcher:
             return torch.where(self.hole, mean, rough)
         t = ok.flatten().nonzero().flatten()
         at = index.flatten()[t][None, :] + patch_offsets(n, index.device)[:, None]
-        voted = _Folder(t, n)(rough.flatten(1)[:, at], rough.new_ones(PATCH * PATCH, len(t)), mean)
+        voted = PatchFolder(t, n)(rough.flatten(1)[:, at], rough.new_ones(PATCH * PATCH, len(t)), mean)
         return torch.where(self.hole, voted, rough)
 
     def vote(self, rgb, index, dist, sharpness, blend=False):
@@ -221,7 +184,7 @@ class PixelMatcher:
         covered = padded[None, :] + patch_offsets(side, rgb.device)[:, None]
         scale = sharpness * d.median().clamp_min(1e-12)
         w = torch.exp(-((d[None, :] - best[covered]) / scale).clamp(max=MAX_EXPONENT))  # [PATCH^2, targets]
-        fold = _Folder(t, n)
+        fold = PatchFolder(t, n)
         colour = torch.where(self.hole, fold(flat[:, at], w, rgb), rgb)
         if self.roughness is not None:
             self.rough_now = torch.where(self.hole, fold(self.roughness.flatten(1)[:, at], w, self.roughness),
@@ -240,12 +203,12 @@ class PixelMatcher:
         gy = fold(dy.flatten(1)[:, at], w * (row < r).to(w)[:, None], dy)
         return screened_poisson(colour, gx[..., :-1], gy[..., :-1, :], self.hole)
 
-    def realise(self, rgb, index, rounds, iters, sharpness, seed, blend=False):
-        """`rounds` of match-then-vote from `index`, the last vote blended in the gradient domain if
-        `blend`; returns (image, its pixel field)."""
+    def rebuild(self, rgb, index, rounds, sharpness, seed, blend=False):
+        """`rounds` of match (PIXEL_ITERS PatchMatch iterations) then vote, from `index`, the last vote
+        blended in the gradient domain if `blend`; returns (image, its pixel field)."""
         x = rgb
         for k in range(rounds):
-            index, dist = self.match(x, index, iters, seed * 100 + k)
+            index, dist = self.match(x, index, PIXEL_ITERS, seed * 100 + k)
             x = self.vote(x, index, dist, sharpness, blend=blend and k == rounds - 1)
         return x, index
 
@@ -253,70 +216,3 @@ class PixelMatcher:
         """The vote of a given field (e.g. the coarser scale's, doubled) over this scale's image."""
         index, dist = self.match(rgb, index, 0, seed)
         return self.vote(rgb, index, dist, sharpness)
-
-
-PRIOR_COARSEST = 32  # the prior's pyramid starts at this side at the lowest
-PRIOR_MIN_RADIUS = 3  # ... and only at levels where the hole is at least this many pixels from edge to middle
-PRIOR_ROUNDS = 4
-PRIOR_ITERS = 2
-PRIOR_SHARPNESS = 0.5
-
-
-def thick_enough(radius, side, n):
-    """Whether a hole `radius` pixels from edge to middle in an n-px frame is still at least PRIOR_MIN_RADIUS
-    pixels from edge to middle at a level of `side` px: the rule for which levels the patch prior and the
-    pipeline work at (a thin stroke shrunk further is decided by patches many times its width)."""
-    return radius * side / n >= PRIOR_MIN_RADIUS
-
-
-def hole_radius(hole, cap=None):
-    """How many pixels the hole reaches from its edge to its middle: the number of 3x3 erosions that empty
-    it (a 14-px brush stroke: 7; a 256-px box: 128); at most `cap` (None: no cap), so a caller
-    that only asks whether the hole is that thick need not erode a large hole to its middle."""
-    radius, core = 0, hole
-    while (cap is None or radius < cap) and core.any():
-        core = -F.max_pool2d(-core[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-        radius += 1
-    return radius
-
-
-def patch_prior(rgb, hole, inside, start_fill, seed=0):
-    """A first guess of the hole with the photo's structure: pixel EM from a coarse pyramid level up to
-    the frame's side (levels halve down to PRIOR_COARSEST px, but not below one where the hole is less
-    than PRIOR_MIN_RADIUS px from edge to middle: a thin stroke shrunk further would be decided by
-    patches many times its width, far from the pixels around it), each level starting from the vote of
-    the coarser level's doubled field (classic PatchMatch inpainting, Barnes et al. 2009), its distance
-    weighing roughness (ROUGHNESS, measured on `rgb`) as the pixel step's does; at the coarsest level,
-    with no matches yet, the hole's roughness starts at the sources' mean. The last level's vote is blended
-    in the gradient domain (blend.py): copies of a brightness other than the hole edge's would leave a step
-    there, which the first scale's deep matching takes for an edge of the photo and the texture term then
-    draws (a dark band along the edge of a hole in a smooth, shaded area).
-    `start_fill(known_rgb, hole, inside)` starts the coarsest level (onion.onion_start). Returns the frame
-    with its hole filled."""
-    n = rgb.shape[-1]
-    radius = hole_radius(hole)
-    sizes = [n]
-    while (sizes[-1] // 2 >= PRIOR_COARSEST and sizes[-1] % 2 == 0
-           and thick_enough(radius, sizes[-1] // 2, n)):
-        sizes.append(sizes[-1] // 2)
-    x, field = None, None
-    rough = frame_roughness(rgb, hole, inside, ROUGHNESS)
-    for k, size in enumerate(reversed(sizes)):
-        known = at_side(rgb, size)
-        hole_s = downscale_mask(hole, size)
-        inside_s = ~downscale_mask(~inside, size)
-        matcher = PixelMatcher(hole_s, inside_s, at_side(rough, size))
-        if x is None:
-            start = torch.where(hole_s, start_fill(known, hole_s, inside_s), known)
-        else:
-            up = F.interpolate(x[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-            start = torch.where(hole_s, up, known)
-            if field is not None and matcher.usable:
-                field = upsample_field(field, (size, size))
-                start = matcher.replay(start, field, PRIOR_SHARPNESS, seed * 100 + k)
-        if matcher.usable:
-            x, field = matcher.realise(start, field, PRIOR_ROUNDS, PRIOR_ITERS, PRIOR_SHARPNESS, seed * 100 + k,
-                                       blend=k == len(sizes) - 1)
-        else:
-            x, field = start, None
-    return x

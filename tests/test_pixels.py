@@ -1,12 +1,14 @@
-"""The pixel step (npsynth_ext.realise) against loop-by-loop references of its field arithmetic and vote."""
+"""The pixel step (npsynth_ext.pixels), the field geometry it relies on (fields.py) and the first guess
+that runs it (pipeline.first_guess), against loop-by-loop references of the field arithmetic and vote."""
 import math
 
 import pytest
 import torch
 
+import npsynth_ext as nx
+from npsynth_ext.fields import CELL, cells_to_pixels, hole_radius, upsample_field
 from npsynth_ext.masks import dilate
-from npsynth_ext.realise import (CELL, MAX_EXPONENT, PATCH, PixelMatcher, cells_to_pixels, hole_radius, roughness,
-                                 upsample_field)
+from npsynth_ext.pixels import MAX_EXPONENT, PATCH, PixelMatcher, roughness
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -135,7 +137,7 @@ def stripes(n, period=6):
                         .expand(n, n)]).contiguous()
 
 
-def test_realise_turns_a_noisy_guide_into_the_real_texture():
+def test_rebuild_turns_a_noisy_guide_into_the_real_texture():
     """A guide with the right structure but wrong detail (the truth plus noise) comes back as the truth:
     every hole pixel is voted from exact copies of the periodic texture."""
     n = 64
@@ -145,7 +147,7 @@ def test_realise_turns_a_noisy_guide_into_the_real_texture():
     noise = 0.08 * torch.randn(3, n, n, generator=torch.Generator().manual_seed(3))
     guide = torch.where(hole, truth + noise, truth)
     matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool))
-    out, field = matcher.realise(guide, None, rounds=2, iters=3, sharpness=0.5, seed=0)
+    out, field = matcher.rebuild(guide, None, rounds=2, sharpness=0.5, seed=0)
     assert torch.equal(out[:, ~hole], truth[:, ~hole])
     torch.testing.assert_close(out, truth, atol=2e-3, rtol=0)
     assert (field[matcher.targets] >= 0).all()
@@ -175,28 +177,16 @@ def test_hole_radius_counts_erosions_to_the_middle(rows, cols, want):
     assert hole_radius(hole, cap=want + 5) == want
 
 
-def test_the_prior_starts_thin_holes_at_a_finer_level(monkeypatch):
+def test_the_prior_starts_thin_holes_at_a_finer_level():
     """A 128-px frame: a 64-px box starts the pyramid at 32 px, a 4-px-wide stroke at the frame itself."""
-    from npsynth_ext import realise
-
-    def levels(hole):
-        seen = []
-        monkeypatch.setattr(realise, "PixelMatcher",
-                            lambda h, inside, roughness=None: seen.append(h.shape[-1]) or _Unusable())
-        realise.patch_prior(torch.rand(3, 128, 128), hole, torch.ones(128, 128, dtype=torch.bool),
-                            lambda known, hole, inside: known)
-        return seen
+    from npsynth_ext.first_guess import patch_prior_sides
 
     box = torch.zeros(128, 128, dtype=torch.bool)
     box[32:96, 32:96] = True
     stroke = torch.zeros(128, 128, dtype=torch.bool)
     stroke[60:64, 10:120] = True
-    assert levels(box) == [32, 64, 128]
-    assert levels(stroke) == [128]
-
-
-class _Unusable:
-    usable = False
+    assert patch_prior_sides(box) == [32, 64, 128]
+    assert patch_prior_sides(stroke) == [128]
 
 
 @pytest.mark.parametrize("h,w", [(13, 17), (9, 9)])
@@ -262,7 +252,7 @@ def test_roughness_keeps_texture_under_a_smooth_guide():
         """The share of hole pixels whose final match lies in the noisy half."""
         matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool), rough)
         start = torch.where(matcher.targets, torch.full((n, n), 10 * n + 50), -1)  # all in the noise
-        _, field = matcher.realise(guide, start, rounds=2, iters=3, sharpness=0.05, seed=0)
+        _, field = matcher.rebuild(guide, start, rounds=2, sharpness=0.05, seed=0)
         return float((field[hole] % n >= n // 2).float().mean())
 
     assert in_the_noise(None) < 0.1
@@ -296,7 +286,7 @@ def test_roughness_seed_ignores_starts_that_are_no_source():
 def test_frame_roughness_continues_into_the_padding():
     """Outside the photo the frame is padded by reflection; its roughness there is the membrane fill of the
     photo's, not the 0 of a window without known pairs."""
-    from npsynth_ext.realise import frame_roughness
+    from npsynth_ext.pixels import frame_roughness
 
     g = torch.Generator().manual_seed(8)
     n = 32
@@ -315,36 +305,57 @@ def test_the_prior_joins_the_photo_without_a_step():
     """A brightness ramp with a hole across its whole height: no source patch has the hole's middle
     colours, so copies from either side meet in a step (nearly the whole brightness range across the hole)
     unless the last level is blended in the gradient domain, which follows the copies' own slope."""
-    from npsynth_ext.content import patches_prior
+    from npsynth_ext.pipeline import first_guess
 
     n = 64
     ramp = (torch.arange(n, dtype=torch.float32) / n)[None, None, :].expand(3, n, n).contiguous()
     hole = torch.zeros(n, n, dtype=torch.bool)
     hole[:, 24:40] = True
-    out = patches_prior(torch.where(hole, torch.zeros_like(ramp), ramp), hole, torch.ones(n, n, dtype=torch.bool))
+    out, _ = first_guess(torch.where(hole, torch.zeros_like(ramp), ramp), hole, torch.ones(n, n, dtype=torch.bool),
+                         nx.FillOptions())
     assert torch.equal(out[:, ~hole], ramp[:, ~hole])
     steps = (out[:, :, 1:] - out[:, :, :-1]).abs()
     assert steps.max() < 3 / n, steps.max()
 
 
 def test_the_prior_blends_its_last_level_only_and_starts_from_the_onion(monkeypatch):
-    from npsynth_ext import content, realise
+    from npsynth_ext import pipeline, pixels
 
     blends, starts = [], []
-    realise_level = realise.PixelMatcher.realise
+    rebuild = pixels.PixelMatcher.rebuild
 
-    def recording(self, *args, blend=False, **kwargs):
-        blends.append((self.hole.shape[-1], blend))
-        return realise_level(self, *args, blend=blend, **kwargs)
+    def recording(self, rgb, index, rounds, sharpness, seed, blend=False):
+        blends.append((self.hole.shape[-1], rounds, blend, seed))
+        return rebuild(self, rgb, index, rounds, sharpness, seed, blend)
 
     def onion_start(known, hole, inside):
         starts.append(known.shape[-1])
         return known
 
-    monkeypatch.setattr(realise.PixelMatcher, "realise", recording)
-    monkeypatch.setattr(content, "onion_start", onion_start)
+    monkeypatch.setattr(pixels.PixelMatcher, "rebuild", recording)
+    monkeypatch.setattr(pipeline, "onion_start", onion_start)
     box = torch.zeros(128, 128, dtype=torch.bool)
     box[32:96, 32:96] = True
-    content.patches_prior(torch.rand(3, 128, 128), box, torch.ones(128, 128, dtype=torch.bool))
-    assert blends == [(32, False), (64, False), (128, True)]
+    image, field = pipeline.first_guess(torch.rand(3, 128, 128), box, torch.ones(128, 128, dtype=torch.bool),
+                                        nx.FillOptions(seed=3))
+    # four rounds a side, seeds from the fill's seed: 3 * 100 + the side's place
+    assert blends == [(32, 4, False, 300), (64, 4, False, 301), (128, 4, True, 302)]
     assert starts == [32]
+    # the field of the last side's copies is handed on: every target of the hole points at a source
+    matcher = pixels.PixelMatcher(box, torch.ones(128, 128, dtype=torch.bool))
+    assert field.shape == (128, 128) and matcher.sources.flatten()[field[box]].all()
+
+
+def test_the_seed_reaches_the_first_guess():
+    """The same seed gives the same first guess; another seed, other copies."""
+    from npsynth_ext.pipeline import first_guess
+
+    g = torch.Generator().manual_seed(2)
+    rgb = torch.rand(3, 64, 64, generator=g)
+    hole = torch.zeros(64, 64, dtype=torch.bool)
+    hole[16:48, 16:48] = True
+    inside = torch.ones(64, 64, dtype=torch.bool)
+    a, _ = first_guess(rgb, hole, inside, nx.FillOptions(seed=1))
+    b, _ = first_guess(rgb, hole, inside, nx.FillOptions(seed=1))
+    c, _ = first_guess(rgb, hole, inside, nx.FillOptions(seed=2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
