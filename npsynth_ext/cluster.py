@@ -24,7 +24,7 @@ import time
 from .fill import fill_in_folder, fill_options
 
 INSTALL = "--ray needs Ray, which is not installed: pip install npsynth_ext[ray] (or pip install ray)"
-LOCAL = "local"  # --ray without ADDRESS: start a Ray cluster on this machine for the run
+LOCAL = "local"  # --ray without ADDRESS (fill.py's const): Ray's address for a new cluster on this machine
 MAX_TRIES = 3  # workers that may die on one photo before it is reported failed
 OUTCOMES = ("filled", "skipped (exists)", "failed")  # fill_in_folder's, in the summary line's order
 STALL = "NPSYNTH_RAY_TEST_STALL"  # tests only, see stall_for_test
@@ -94,7 +94,8 @@ def connect(ray, address):
     try:
         if address == LOCAL:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a run's own cluster reports to no one
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+            # "local": a new cluster even where another runs on this machine (ray.init(None) would join it)
+            ray.init(LOCAL, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         else:
             ray.init(address=address, **quiet)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; each is one line for the user

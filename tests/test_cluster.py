@@ -1,8 +1,8 @@
 """python -m npsynth_ext.fill PHOTOS --mask-dir MASKS -o OUT --ray: the folder mode on a Ray cluster gives the
 local folder mode's outputs, byte for byte, and its summary line and exit code; a worker killed in the
 middle of a photo costs nothing but time; a rerun skips what exists; without Ray, --ray says how to
-install it. The runs start a Ray cluster on this machine (2 workers of 1 thread), or use the one at
-NPSYNTH_RAY_CLUSTER (.ci/run starts one with `ray start --head`).
+install it. The runs start a Ray cluster on this machine (2 workers of 1 thread each); one also runs on
+the existing cluster NPSYNTH_RAY_CLUSTER names, where that is set (.ci/run starts one, `ray start --head`).
 
 Tests that need Ray are skipped when it is not installed, unless NPSYNTH_EXPECT_RAY=1 (CI), where they
 fail instead."""
@@ -73,12 +73,6 @@ def contents(folder):
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
 
 
-def ray_address():
-    """`--ray` with the cluster to use: NPSYNTH_RAY_CLUSTER's (e.g. auto), or one started for the run."""
-    address = os.environ.get("NPSYNTH_RAY_CLUSTER")
-    return ["--ray", address] if address else ["--ray"]
-
-
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     """The batch filled by the local folder mode: (photos, masks, out, exit code, stdout, stderr)."""
@@ -93,7 +87,7 @@ def ray_run(local_run, tmp_path_factory):
     """The same batch filled with --ray into a folder of its own: (out, exit code, stdout, stderr)."""
     photos, masks = local_run[:2]
     out = tmp_path_factory.mktemp("ray") / "out"
-    return (out, *fill_folder(photos, masks, out, *ray_address(), *RAY))
+    return (out, *fill_folder(photos, masks, out, "--ray", *RAY))
 
 
 def test_local_run_fills_the_good_photos_and_names_the_bad(local_run):
@@ -114,11 +108,21 @@ def test_ray_gives_the_local_folder_modes_outputs_and_exit_code(local_run, ray_r
 
 
 @needs_ray
+@pytest.mark.skipif(not os.environ.get("NPSYNTH_RAY_CLUSTER"), reason="NPSYNTH_RAY_CLUSTER names no Ray cluster")
+def test_an_existing_cluster_gives_the_same_outputs(local_run, tmp_path):
+    photos, masks, local_out, local_code, local_stdout, _ = local_run
+    code, stdout, stderr = fill_folder(photos, masks, tmp_path / "out", "--ray", os.environ["NPSYNTH_RAY_CLUSTER"],
+                                       *RAY)
+    assert code == local_code and stdout.splitlines()[-1] == local_stdout.splitlines()[-1], stderr
+    assert contents(tmp_path / "out") == contents(local_out)
+
+
+@needs_ray
 def test_a_rerun_skips_what_exists(local_run, ray_run):
     photos, masks = local_run[:2]
     out = ray_run[0]
     before = {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)}
-    code, stdout, stderr = fill_folder(photos, masks, out, *ray_address(), *RAY)
+    code, stdout, stderr = fill_folder(photos, masks, out, "--ray", *RAY)
     assert code == 1 and stdout.splitlines()[-1] == "0 filled, 3 skipped (exists), 2 failed", stderr
     assert {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)} == before
 
@@ -130,7 +134,7 @@ def test_a_worker_killed_mid_photo_costs_only_time(local_run, tmp_path):
     another worker, the temporary file removed, and the run ends as the local one did."""
     photos, masks, local_out, local_code, local_stdout, _ = local_run
     out, stalled = tmp_path / "out", tmp_path / "stalled"
-    run = fill_folder(photos, masks, out, *ray_address(), *RAY, env={"NPSYNTH_RAY_TEST_STALL": f"b.jpg:{stalled}"},
+    run = fill_folder(photos, masks, out, "--ray", *RAY, env={"NPSYNTH_RAY_TEST_STALL": f"b.jpg:{stalled}"},
                       wait=False)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
