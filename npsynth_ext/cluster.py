@@ -118,10 +118,12 @@ def worker_count(ray, args, photos):
     if args.device == "cuda":
         room = min(room, gpus)
     wanted = args.ray_workers or room
-    if room < 1 or wanted > room:
-        need = f"{args.ray_threads} CPU{'s' * (args.ray_threads > 1)}" + (" and 1 GPU" if args.device == "cuda" else "")
-        raise ClusterError(f"the Ray cluster has {cpus} CPUs and {gpus} GPUs: room for {room} workers of "
-                       f"{need} each, not {wanted}")
+    need = f"{args.ray_threads} CPU{'s' * (args.ray_threads > 1)}{' and 1 GPU' * (args.device == 'cuda')}"
+    has = f"the Ray cluster has {cpus} CPUs and {gpus} GPUs"
+    if room < 1:
+        raise ClusterError(f"{has}: no room for a worker of {need}")
+    if wanted > room:
+        raise ClusterError(f"{has}: room for {room} workers of {need} each, not {wanted}")
     return min(wanted, len(photos))
 
 
@@ -139,27 +141,11 @@ def fill_on(ray, args, photos, masks):
     from tqdm.auto import tqdm
 
     args.ray_threads = args.ray_threads or 1
-
-    resources = {"num_cpus": args.ray_threads, "num_gpus": 1 if args.device == "cuda" else 0}
-    # OpenMP reads OMP_NUM_THREADS when a process starts it: the native kernels get the same count as torch.
-    env = {"env_vars": {"OMP_NUM_THREADS": str(args.ray_threads)}}
-    actor = ray.remote(PhotoWorker).options(**resources, runtime_env=env, max_restarts=0)
-
-    def start_worker():
-        """A new worker, and the reference to its process id (resolved once its VGG is loaded)."""
-        worker = actor.remote(args, masks, args.ray_threads)
-        return worker, worker.pid.remote()
-
-    pids = dict(start_worker() for _ in range(worker_count(ray, args, photos)))
-    try:
-        ray.get(list(pids.values()))
-    except ray.exceptions.RayError as exc:  # the package, a weights file or the device is missing on a node
-        raise ClusterError(f"the Ray workers could not start: {first_line(exc)}") from None
-
+    pool = Pool(ray, args, masks, worker_count(ray, args, photos))
     outcomes = dict.fromkeys(OUTCOMES, 0)
     bar = tqdm(total=len(photos), desc="photos", unit="photo", disable=args.quiet)
     say = lambda name, line: bar.write(f"npsynth_ext.fill: {name}: {line}", file=sys.stderr)  # noqa: E731
-    waiting, deaths, running, idle = list(reversed(photos)), {}, {}, list(pids)
+    waiting, deaths, running, idle = list(reversed(photos)), {}, {}, list(pool.pids)
     while waiting or running:
         while idle and waiting:
             worker, name = idle.pop(), waiting.pop()
@@ -168,35 +154,60 @@ def fill_on(ray, args, photos, masks):
         worker, name = running.pop(done)
         try:
             outcome, problem, lines = ray.get(done)
-            idle.append(worker)
         except ray.exceptions.RayActorError:  # the worker process is gone, with the photo unfinished
-            ray.kill(worker)  # if it is only unreachable, it must not write the photo beside its next try
-            try:
-                remove_temporary(args.output, name, ray.get(pids.pop(worker)))
-            except ray.exceptions.RayActorError:
-                pass  # it died before its VGG was loaded, so before any write
-            worker, pid = start_worker()
-            pids[worker] = pid
-            idle.append(worker)
+            worker = pool.replace(worker, name)
             deaths[name] = deaths.get(name, 0) + 1
+            outcome, problem, lines = "failed", f"its worker died {MAX_TRIES} times; not tried again", []
             if deaths[name] < MAX_TRIES:
                 say(name, "its worker died; trying the photo again on another worker")
                 waiting.append(name)
-                continue
-            outcome, problem, lines = "failed", f"its worker died {MAX_TRIES} times; not tried again", []
+                outcome = None
         except ray.exceptions.RayTaskError as exc:  # a bug in the worker's code: this photo's failure
-            idle.append(worker)
             outcome, problem, lines = "failed", first_line(exc), []
-        for line in lines:
-            say(name, line)
-        if problem:
-            say(name, problem)
-        outcomes[outcome] += 1
-        bar.set_postfix_str(name)
-        bar.update()
+        idle.append(worker)
+        if outcome:
+            for line in lines + [problem] * bool(problem):
+                say(name, line)
+            outcomes[outcome] += 1
+            bar.set_postfix_str(name)
+            bar.update()
     bar.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()))
     return 1 if outcomes["failed"] else 0
+
+
+class Pool:
+    """The run's workers (PhotoWorker actors), each with the reference to its process id, which resolves
+    once the worker has loaded VGG."""
+
+    def __init__(self, ray, args, masks, count):
+        self.ray, self.args, self.masks = ray, args, masks
+        # OpenMP reads OMP_NUM_THREADS when a process starts it: the native kernels get torch's count.
+        self.actor = ray.remote(PhotoWorker).options(
+            num_cpus=args.ray_threads, num_gpus=1 if args.device == "cuda" else 0, max_restarts=0,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(args.ray_threads)}})
+        self.pids = dict(self.start() for _ in range(count))
+        try:
+            ray.get(list(self.pids.values()))
+        except ray.exceptions.RayError as exc:  # the package, a weights file or the device missing on a node
+            raise ClusterError(f"the Ray workers could not start: {first_line(exc)}") from None
+
+    def start(self):
+        worker = self.actor.remote(self.args, self.masks, self.args.ray_threads)
+        return worker, worker.pid.remote()
+
+    def replace(self, worker, name):
+        """A new worker in place of `worker`, which died while it held photo `name`; the temporary file it
+        may have left is removed."""
+        ray = self.ray
+        ray.kill(worker)  # if it is only unreachable, it must not write the photo beside its next try
+        try:
+            remove_temporary(self.args.output, name, ray.get(self.pids.pop(worker)))
+        except ray.exceptions.RayActorError:
+            pass  # it died before its VGG was loaded, so before any write
+        new, pid = self.start()
+        self.pids[new] = pid
+        return new
 
 
 def remove_temporary(out_dir, name, pid):

@@ -194,7 +194,8 @@ def test_ray_argument_errors_are_one_line_exit_2(tmp_path, capsys, argv, message
     (8, 0, "cpu", None, 3, 2),
     (8, 2, "cuda", None, 1, 2),
     (8, 0, "cpu", 9, 1, "room for 8 workers of 1 CPU each, not 9"),
-    (8, 0, "cuda", None, 1, "the Ray cluster has 8 CPUs and 0 GPUs: room for 0 workers of 1 CPU and 1 GPU each"),
+    (8, 0, "cuda", None, 1, "the Ray cluster has 8 CPUs and 0 GPUs: no room for a worker of 1 CPU and 1 GPU"),
+    (1, 0, "cpu", None, 2, "no room for a worker of 2 CPUs"),
 ])
 def test_worker_count_fits_the_cluster(cpus, gpus, device, workers, threads, expected):
     cluster = importlib.import_module("npsynth_ext.cluster")
