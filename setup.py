@@ -168,6 +168,7 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-benchmark", "expecttest", "scikit-image"],
         "bench": ["scikit-image", "opencv-python-headless", "pypatchmatch"],
+        "ray": ["ray"],  # fill --ray: folder fills on a Ray cluster (docs/cluster.md)
     },
     ext_modules=[build_extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

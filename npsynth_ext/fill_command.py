@@ -26,7 +26,8 @@ mask the file of MASKS_DIR with the same name before its extension (case-sensiti
 and is written to OUT_DIR (created if missing) under its own name. The VGG network is loaded once, one
 progress bar counts the photos, an existing output is skipped unless --overwrite, and a photo that fails
 (unreadable, no mask, ...) is reported and skipped. The last line is "N filled, M skipped (exists), K
-failed"; the exit code is 1 if K > 0.
+failed"; the exit code is 1 if K > 0. --ray [ADDRESS] runs the folder on a Ray cluster, with the same
+results (docs/cluster.md).
 
 Every result is written atomically (a temporary file renamed into place), so no output is ever
 half-written. Bad input (missing or unreadable files, a bad mask, an unwritable output) gives a one-line
@@ -72,6 +73,15 @@ def build_parser():
     p.add_argument("--quality", type=jpeg_quality, default=95, metavar="Q",
                    help="JPEG and WebP quality, 1..100 (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="folder mode: fill again photos whose output exists")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="folder mode on a Ray cluster (pip install npsynth_ext[ray]): without ADDRESS one started "
+                        "on this machine for the run; 'auto' or ray://HOST:10001 an existing one. The workers "
+                        "must see the folders under the same paths (docs/cluster.md)")
+    p.add_argument("--ray-workers", type=positive, metavar="N",
+                   help="with --ray: how many workers (default: as many as the cluster's CPUs, or GPUs with "
+                        "--device cuda, hold)")
+    p.add_argument("--ray-threads", type=positive, metavar="N",
+                   help="with --ray: torch threads (and CPUs) of each worker (default 1)")
     p.add_argument("--demo", action="store_true", help="fill the bundled demo photo's 256x256 centre hole")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
@@ -116,6 +126,13 @@ def jpeg_quality(text):
     """--quality's value: an integer 1..100, as Pillow takes for JPEG and WebP."""
     if not (text.isdigit() and 1 <= int(text) <= 100):
         raise argparse.ArgumentTypeError(f"must be an integer from 1 to 100, got {text!r}")
+    return int(text)
+
+
+def positive(text):
+    """A count of at least 1."""
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
     return int(text)
 
 
@@ -184,8 +201,12 @@ def fill_options(args):
 def run(args):
     # Options first, then the inputs and the output path: every check before any real work.
     opts = fill_options(args)
+    if args.ray is None and (args.ray_workers or args.ray_threads):
+        raise CliError("--ray-workers and --ray-threads go with --ray")
     if args.image and (args.mask_dir or os.path.isdir(args.image)):
         return run_folder(args, opts)
+    if args.ray:
+        raise CliError("--ray fills folders: give PHOTOS_DIR with --mask-dir, --mask alpha or --box")
     if args.demo:
         if args.image or args.mask or args.box or args.mask_dir:
             raise CliError("--demo takes no IMAGE, --mask, --mask-dir or --box")
@@ -219,6 +240,7 @@ def run_folder(args, opts):
     from tqdm.auto import tqdm
 
     photos_dir, masks_dir, out_dir = args.image, args.mask_dir, args.output
+    cluster = ray_cluster(args.ray)
     if args.mask and args.mask != ALPHA:
         raise CliError("folder mode: --mask takes only 'alpha'; give each photo's mask with --mask-dir")
     if not (masks_dir or args.mask or args.box):
@@ -230,6 +252,8 @@ def run_folder(args, opts):
     if not photos:
         raise CliError(f"no image files in {photos_dir}")
     prepare_out_dir(out_dir, [photos_dir] + ([masks_dir] if masks_dir else []))
+    if cluster:
+        return cluster.fill_folder(args, photos, masks)
     net = vgg.load_texture_net(opts.vgg_weights, opts.device)  # once, for every photo
     opts.progress = False  # the one bar is the batch's
     outcomes = {"filled": 0, "skipped (exists)": 0, "failed": 0}
@@ -244,6 +268,17 @@ def run_folder(args, opts):
     bar.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()))
     return 1 if outcomes["failed"] else 0
+
+
+def ray_cluster(address):
+    """With --ray, the module that runs the folder on Ray, once it has checked that Ray is installed; None
+    without (Ray is imported only here)."""
+    if address is None:
+        return None
+    from . import cluster
+
+    cluster.import_ray()
+    return cluster
 
 
 def fill_in_folder(name, args, opts, masks, say=None, net=None):
