@@ -1,0 +1,104 @@
+"""Uploaded photos and masks read with the CLI's readers (npsynth_ext.images), and the result written back
+in the photo's own format and kind. Everything stays in memory: no file is written on the server."""
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from npsynth_ext.images import (LOSSY_FORMATS, open_image, open_upright, read_photo, restore, to_mask,
+                                writable_pixels)
+from npsynth_ext.masks import check_mask
+
+FALLBACK_FORMAT = "PNG"  # for photos in a format Pillow reads but cannot write (or not in the photo's kind)
+JPEG_QUALITY = 95  # the CLI's default --quality
+USUAL_EXTENSIONS = {"JPEG": ".jpg", "TIFF": ".tif", "PNG": ".png"}
+
+
+class BadUpload(ValueError):
+    """An upload that cannot be filled; its message names the field and the problem."""
+    status = 422  # HTTP: a file that was read but cannot be filled as it is
+
+
+class NotAnImage(BadUpload):
+    status = 400
+
+
+@dataclass
+class Upload:
+    """A photo as read from its bytes, the format it came in and its file name."""
+    photo: object  # images.Photo
+    format: str
+    filename: str
+
+
+def read_upload(data, filename):
+    """The photo in `data` (bytes of any format Pillow reads), or BadUpload with the reason."""
+    try:
+        with open_image(io.BytesIO(data)) as img:  # the header only: refuses a decompression bomb
+            fmt = img.format
+        return Upload(read_photo(io.BytesIO(data)), fmt, filename)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise NotAnImage(f"image: not an image Pillow can read ({_why_unreadable(exc)})") from None
+    except ValueError as exc:  # a refused kind of photo, or a decompression bomb
+        raise BadUpload(f"image: {exc}") from None
+
+
+def read_mask(data, image_hw):
+    """The hole of the mask image in `data` (white = hole: its brightest channel at least half-bright,
+    upright like the photo), checked against the photo's (H, W); BadUpload otherwise."""
+    try:
+        with open_image(io.BytesIO(data)) as img:
+            hole = to_mask(open_upright(img))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise NotAnImage(f"mask: not an image Pillow can read ({_why_unreadable(exc)})") from None
+    except (TypeError, ValueError) as exc:
+        raise BadUpload(f"mask: {exc}") from None
+    try:
+        return check_mask(hole, image_hw)
+    except ValueError as exc:
+        raise BadUpload(str(exc)) from None
+
+
+def encode_result(upload, filled_rgb, hole):
+    """(bytes, media type, file name) of the photo with its hole taken from `filled_rgb`, in the upload's
+    format and kind (images.restore), with its ICC profile and EXIF; PNG where that format cannot be
+    written. Every pixel outside the hole keeps its bytes in a lossless format."""
+    photo = upload.photo
+    pixels = restore(photo, filled_rgb, hole)
+    fmt = upload.format if _writable(upload.format) else FALLBACK_FORMAT
+    try:
+        image = writable_pixels(pixels, photo.mode, "result" + _extension(fmt))
+    except ValueError:  # e.g. a GIF with transparency: PNG keeps every kind
+        fmt = FALLBACK_FORMAT
+        image = writable_pixels(pixels, photo.mode, "result" + _extension(fmt))
+    options = {"icc_profile": photo.icc_profile, "exif": photo.exif,
+               "quality": JPEG_QUALITY if fmt in LOSSY_FORMATS else None}
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **{k: v for k, v in options.items() if v is not None})
+    return buffer.getvalue(), Image.MIME.get(fmt, "application/octet-stream"), _result_name(upload.filename, fmt)
+
+
+def _writable(fmt):
+    return fmt in Image.SAVE and bool(_extension(fmt))
+
+
+def _extension(fmt):
+    """The usual file extension of Pillow format `fmt` ('' if Pillow registers none)."""
+    if fmt in USUAL_EXTENSIONS:
+        return USUAL_EXTENSIONS[fmt]
+    return next((ext for ext, f in Image.registered_extensions().items() if f == fmt), "")
+
+
+def _result_name(filename, fmt):
+    """NAME_filled.EXT for upload NAME.EXT, EXT kept when it names `fmt`."""
+    stem, dot, ext = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].rpartition(".")
+    if not dot:
+        stem, ext = ext, ""
+    ext = "." + ext if Image.registered_extensions().get("." + ext.lower()) == fmt else _extension(fmt)
+    return f"{stem or 'photo'}_filled{ext}"
+
+
+def _why_unreadable(exc):
+    if isinstance(exc, UnidentifiedImageError):  # its message names our in-memory buffer, not the file
+        return "Pillow does not recognise its format"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
