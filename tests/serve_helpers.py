@@ -73,3 +73,15 @@ def serving(app):
         thread.join(timeout=30)
         sock.close()
         assert not thread.is_alive(), "the test server did not stop"
+
+
+_engines = {}
+
+
+def shared_engine():
+    """One serve Engine (VGG loaded on the CPU) for every test of the session."""
+    from npsynth_ext.serve.engine import Engine
+
+    if "cpu" not in _engines:
+        _engines["cpu"] = Engine("cpu")
+    return _engines["cpu"]
