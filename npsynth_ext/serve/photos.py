@@ -29,6 +29,7 @@ class Upload:
     photo: object  # images.Photo
     format: str
     filename: str
+    lossless: bool = False  # a lossless WebP: written back lossless
 
 
 def read_upload(data, filename):
@@ -36,7 +37,7 @@ def read_upload(data, filename):
     try:
         with open_image(io.BytesIO(data)) as img:  # the header only: refuses a decompression bomb
             fmt = img.format
-        return Upload(read_photo(io.BytesIO(data)), fmt, filename)
+        return Upload(read_photo(io.BytesIO(data)), fmt, filename, fmt == "WEBP" and _lossless_webp(data))
     except (UnidentifiedImageError, OSError) as exc:
         raise NotAnImage(f"image: not an image Pillow can read ({_why_unreadable(exc)})") from None
     except ValueError as exc:  # a refused kind of photo, or a decompression bomb
@@ -71,11 +72,23 @@ def encode_result(upload, filled_rgb, hole):
     except ValueError:  # e.g. a GIF with transparency: PNG keeps every kind
         fmt = FALLBACK_FORMAT
         image = writable_pixels(pixels, photo.mode, "result" + _extension(fmt))
-    options = {"icc_profile": photo.icc_profile, "exif": photo.exif,
-               "quality": JPEG_QUALITY if fmt in LOSSY_FORMATS else None}
+    lossy = fmt in LOSSY_FORMATS and not upload.lossless
+    options = {"icc_profile": photo.icc_profile, "exif": photo.exif, "quality": JPEG_QUALITY if lossy else None,
+               "lossless": True if upload.lossless else None}
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **{k: v for k, v in options.items() if v is not None})
     return buffer.getvalue(), Image.MIME.get(fmt, "application/octet-stream"), _result_name(upload.filename, fmt)
+
+
+def _lossless_webp(data):
+    """Whether the WebP file `data` holds its picture losslessly (a VP8L chunk; lossy ones have VP8)."""
+    at = 12  # after RIFF <size> WEBP: chunks of a fourcc, a little-endian size and the data, padded to even
+    while at + 8 <= len(data):
+        fourcc, size = data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little")
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        at += 8 + size + (size & 1)
+    return False
 
 
 def _writable(fmt):
