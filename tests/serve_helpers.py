@@ -1,7 +1,9 @@
 """What the server's tests share: tiny photos and masks as file bytes, a decompression bomb, and a server
 run in a thread on 127.0.0.1 (a free port), stopped when the test is done."""
 import contextlib
+import importlib.util
 import io
+import os
 import socket
 import struct
 import threading
@@ -9,7 +11,10 @@ import time
 import zlib
 
 import numpy as np
+import pytest
 from PIL import Image
+
+SERVER_PACKAGES = ("fastapi", "uvicorn", "multipart", "httpx")  # the serve extra, and the tests' client
 
 FAST = {"iters": "2 0 0", "pixel_rounds": "1"}  # the server's form fields for a quick fill
 SIDE = 96
@@ -85,3 +90,16 @@ def shared_engine():
     if "cpu" not in _engines:
         _engines["cpu"] = Engine("cpu")
     return _engines["cpu"]
+
+
+def require_server_packages():
+    """Skip the calling test module when the server's packages are missing (pip install fastapi uvicorn
+    python-multipart httpx), except where NPSYNTH_EXPECT_BROWSER=1 (CI, where the whole page is tested):
+    there it fails."""
+    missing = [name for name in SERVER_PACKAGES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    why = f"the server's packages are not installed: {', '.join(missing)}"
+    if os.environ.get("NPSYNTH_EXPECT_BROWSER") == "1":
+        pytest.fail(f"NPSYNTH_EXPECT_BROWSER=1 but {why}", pytrace=False)
+    pytest.skip(why, allow_module_level=True)

@@ -9,14 +9,18 @@ import sys
 import tempfile
 import threading
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import FAST, SIDE, bomb_png, box_hole, encode, mask_png, photo_array, serving, shared_engine
+from serve_helpers import (FAST, SIDE, bomb_png, box_hole, encode, mask_png, photo_array, require_server_packages,
+                           serving, shared_engine)
 
-from npsynth_ext.serve.__main__ import exposure_warning
-from npsynth_ext.serve.app import MB, create_app
+require_server_packages()
+
+import httpx  # noqa: E402
+
+from npsynth_ext.serve.__main__ import exposure_warning  # noqa: E402
+from npsynth_ext.serve.app import MB, create_app  # noqa: E402
 
 LIMIT_MB = 1
 QUEUE = 1
@@ -263,7 +267,10 @@ def test_warning_beyond_this_machine():
 
 def test_serve_command():
     """python -m npsynth_ext.serve prints its address, serves, and stops on Ctrl-C; bad arguments: one line."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    import npsynth_ext
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(npsynth_ext.__file__)))  # the package these tests use
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
     bad = subprocess.run([sys.executable, "-m", "npsynth_ext.serve", "--max-upload-mb", "0"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--max-upload-mb: must be a number above 0" in bad.stderr

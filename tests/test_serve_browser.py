@@ -9,7 +9,9 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from serve_helpers import SIDE, photo_array, serving, shared_engine
+from serve_helpers import SIDE, photo_array, require_server_packages, serving, shared_engine
+
+require_server_packages()
 
 CHROMIUM = os.environ.get("NPSYNTH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("NPSYNTH_CHROMEDRIVER", "/usr/bin/chromedriver")
