@@ -290,3 +290,11 @@ def test_serve_command():
             server.wait()
         server.stdout.close()
         server.stderr.close()
+
+
+def test_docs_list_every_option():
+    from npsynth_ext.serve.engine import OPTIONS
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "api.md")) as f:
+        documented = set(re.findall(r"^\| `(\w+)` \|", f.read(), re.M))
+    assert set(OPTIONS) <= documented, f"docs/api.md lacks {sorted(set(OPTIONS) - documented)}"

@@ -215,14 +215,15 @@ def test_corrupt_file_shows_an_error(driver, page_url, tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("NPSYNTH_SCREENSHOT"), reason="set NPSYNTH_SCREENSHOT=PATH.png to take it")
 def test_screenshot(driver, page_url, tmp_path):
-    """docs/serve.png: the demo photo after a fill of a painted stroke, with the next stroke being painted."""
+    """docs/serve.png: the demo photo with its right mast filled away, and the left one painted over next."""
     from npsynth_ext.fill import DEMO_IMAGE
 
     shutil.copy(DEMO_IMAGE, tmp_path / "demo.jpg")
-    driver.set_window_size(1100, 760)
+    driver.set_window_size(1100, 820)
     open_photo(driver, page_url, tmp_path / "demo.jpg")
-    paint(driver, (200, 260), (330, 240))
+    paint(driver, (410, 136), (410, 226))
     by_id(driver, "fill-button").click()
     wait_for(driver, lambda d: by_id(d, "progress").get_attribute("data-state") == "done", "the fill to end")
+    paint(driver, (113, 140), (113, 226))
     settle(driver)
     driver.save_screenshot(os.environ["NPSYNTH_SCREENSHOT"])
