@@ -202,6 +202,21 @@ def test_undo_and_redo_a_stroke(driver, page_url, photo_file):
     assert shown_pixel(driver, 48, 30) == painted, "redo did not bring the stroke back"
 
 
+def test_a_photo_over_the_upload_limit_shows_an_error(driver, tmp_path):
+    """The server's 413, answered before the upload is read, reaches the page as its message."""
+    from npsynth_ext.serve.app import create_app
+
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (300, 300, 3), np.uint8)).save(path)  # ~270 kB
+    with serving(create_app(shared_engine(), max_upload_bytes=100_000)) as url:
+        open_photo(driver, url + "/", path)
+        paint(driver, (100, 150), (200, 150))
+        by_id(driver, "fill-button").click()
+        wait_for(driver, lambda d: by_id(d, "progress").get_attribute("data-state") != "running", "the answer")
+        error = by_id(driver, "error")
+        assert error.is_displayed() and "larger than this server's limit" in error.text, error.text
+
+
 def test_corrupt_file_shows_an_error(driver, page_url, tmp_path):
     path = tmp_path / "broken.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\nthis is not the rest of a PNG file")

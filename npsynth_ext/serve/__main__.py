@@ -10,6 +10,7 @@ from npsynth_ext.cli import run_command
 from .app import DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE, MB
 
 PROG = "python -m npsynth_ext.serve"
+GRACE_S = 5
 
 
 def build_parser():
@@ -89,7 +90,9 @@ def run(args):
         print(f"npsynth_ext.serve: open http://{shown}:{port}/ (API docs at /docs); Ctrl-C stops", flush=True)
         if warning:
             print(warning, file=sys.stderr, flush=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        # Ctrl-C: open requests (a page following a fill) get a few seconds, then the fills are cancelled.
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACE_S)
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
 
