@@ -202,6 +202,38 @@ def test_undo_and_redo_a_stroke(driver, page_url, photo_file):
     assert shown_pixel(driver, 48, 30) == painted, "redo did not bring the stroke back"
 
 
+def test_brush_keys_eraser_and_zoom(driver, page_url, photo_file):
+    from selenium.webdriver.common.action_chains import ActionChains, ScrollOrigin
+
+    path, photo = photo_file
+    open_photo(driver, page_url, path)
+    size = by_id(driver, "brush-size")
+    start = int(size.get_attribute("value"))
+    body = driver.find_element("tag name", "body")
+    body.send_keys("]")
+    assert int(size.get_attribute("value")) > start
+    body.send_keys("[[")
+    assert int(size.get_attribute("value")) < start
+
+    settle(driver)
+    before = shown_pixel(driver, 48, 30)
+    paint(driver, (30, 30), (66, 30))
+    settle(driver)
+    assert shown_pixel(driver, 48, 30) != before
+    body.send_keys("e]]]")  # the eraser, wider than the brush was: an anti-aliased edge is only partly erased
+    paint(driver, (30, 30), (66, 30))
+    settle(driver)
+    assert shown_pixel(driver, 48, 30) == before, "the eraser left paint"
+
+    def wheel(amount):
+        before = driver.execute_script("return state.view.scale")
+        ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(by_id(driver, "canvas")), 0, amount).perform()
+        return driver.execute_script("return state.view.scale") / before
+
+    assert wheel(-300) > 1, "the wheel did not zoom in"
+    assert wheel(300) < 1, "the wheel did not zoom out"
+
+
 def test_a_photo_over_the_upload_limit_shows_an_error(driver, tmp_path):
     """The server's 413, answered before the upload is read, reaches the page as its message."""
     from npsynth_ext.serve.app import create_app

@@ -201,9 +201,15 @@ function setTool(erasing) {
 ui.brush.addEventListener("click", () => setTool(false));
 ui.eraser.addEventListener("click", () => setTool(true));
 
+function fittedScale() {
+  // The whole photo in view with a margin, never enlarged past its own pixels.
+  const rect = ui.canvas.getBoundingClientRect();
+  return Math.min(rect.width / state.photo.width, rect.height / state.photo.height, 1) * 0.96;
+}
+
 function fitView() {
   const rect = ui.canvas.getBoundingClientRect();
-  const scale = Math.min(rect.width / state.photo.width, rect.height / state.photo.height, 1) * 0.96;
+  const scale = fittedScale();
   state.view = { scale, x: (rect.width - state.photo.width * scale) / 2, y: (rect.height - state.photo.height * scale) / 2 };
   render();
 }
@@ -214,8 +220,7 @@ ui.canvas.addEventListener("wheel", (e) => {
   const rect = ui.canvas.getBoundingClientRect();
   const cx = e.clientX - rect.left, cy = e.clientY - rect.top;
   const { scale, x, y } = state.view;
-  const fit = Math.min(rect.width / state.photo.width, rect.height / state.photo.height);
-  const next = Math.min(MAX_ZOOM, Math.max(fit / 4, scale * Math.exp(-e.deltaY * 0.0015)));
+  const next = Math.min(MAX_ZOOM, Math.max(fittedScale() / 4, scale * Math.exp(-e.deltaY * 0.0015)));
   // The photo point under the pointer stays under it.
   state.view = { scale: next, x: cx - (cx - x) * next / scale, y: cy - (cy - y) * next / scale };
   render();
