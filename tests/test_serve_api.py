@@ -265,17 +265,20 @@ def test_warning_beyond_this_machine():
     assert "anyone who can reach" in exposure_warning("192.168.1.20")
 
 
-def test_serve_command():
+def test_serve_command(tmp_path):
     """python -m npsynth_ext.serve prints its address, serves, and stops on Ctrl-C; bad arguments: one line."""
     import npsynth_ext
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(npsynth_ext.__file__)))  # the package these tests use
+    # The package these tests use (installed, or this checkout), run from elsewhere: `python -m` puts the
+    # current folder first, and a source checkout there has no built extension.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(npsynth_ext.__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
-    bad = subprocess.run([sys.executable, "-m", "npsynth_ext.serve", "--max-upload-mb", "0"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-m", "npsynth_ext.serve"]
+    bad = subprocess.run(command + ["--max-upload-mb", "0"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
     assert bad.returncode == 2 and "--max-upload-mb: must be a number above 0" in bad.stderr
-    server = subprocess.Popen([sys.executable, "-m", "npsynth_ext.serve", "--port", "0"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command + ["--port", "0"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
         address = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
