@@ -96,6 +96,17 @@ def test_lossless_round_trip(api, kind):
     assert changed[hole].mean() > 0.5, "the hole was not filled"
 
 
+def test_gif_comes_back_as_png(api):
+    """A GIF's 256 colours could not hold the fill without changing pixels outside the hole: PNG instead."""
+    sent = Image.fromarray(photo_array()).quantize(64)
+    hole = box_hole()
+    response = post_fill(api, encode(sent, "GIF"), mask_png(hole))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png" and "photo_filled.png" in response.headers["content-disposition"]
+    out = Image.open(io.BytesIO(response.content))
+    assert not changed_pixels(out.convert("RGB"), sent.convert("RGB"))[~hole].any()
+
+
 def test_jpeg_round_trip(api):
     """A JPEG comes back as a JPEG (re-encoded: near, not equal, outside the hole), upright, EXIF kept."""
     photo = photo_array()

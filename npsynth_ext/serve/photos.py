@@ -9,7 +9,11 @@ from npsynth_ext.images import (LOSSY_FORMATS, open_image, open_upright, read_ph
                                 writable_pixels)
 from npsynth_ext.masks import check_mask
 
-FALLBACK_FORMAT = "PNG"  # for photos in a format Pillow reads but cannot write (or not in the photo's kind)
+# The result's format where the photo's cannot hold it: one Pillow reads but cannot write, one that cannot
+# keep the photo's kind (transparency, 16 bits), or GIF, whose 256 colours would change pixels outside
+# the hole once the fill adds colours.
+FALLBACK_FORMAT = "PNG"
+NOT_WRITTEN = ("GIF",)
 JPEG_QUALITY = 95  # the CLI's default --quality
 USUAL_EXTENSIONS = {"JPEG": ".jpg", "TIFF": ".tif", "PNG": ".png"}
 
@@ -69,7 +73,7 @@ def encode_result(upload, filled_rgb, hole):
     fmt = upload.format if _writable(upload.format) else FALLBACK_FORMAT
     try:
         image = writable_pixels(pixels, photo.mode, "result" + _extension(fmt))
-    except ValueError:  # e.g. a GIF with transparency: PNG keeps every kind
+    except ValueError:  # the format would lose the photo's transparency or 16 bits: PNG keeps every kind
         fmt = FALLBACK_FORMAT
         image = writable_pixels(pixels, photo.mode, "result" + _extension(fmt))
     lossy = fmt in LOSSY_FORMATS and not upload.lossless
@@ -92,7 +96,8 @@ def _lossless_webp(data):
 
 
 def _writable(fmt):
-    return fmt in Image.SAVE and bool(_extension(fmt))
+    Image.init()  # every plugin loaded, so that Image.SAVE lists every format Pillow can write
+    return fmt in Image.SAVE and fmt not in NOT_WRITTEN and bool(_extension(fmt))
 
 
 def _extension(fmt):
