@@ -79,15 +79,16 @@ def create_app(engine, max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * MB, queue_size=D
     async def fill(request: Request):
         job = await submit(request)
         try:
-            while not job.finished:
-                seen = job.version
+            while True:
+                seen = job.version  # read before `finished`: a change in between ends the wait at once
+                if job.finished:
+                    return answer(job)
                 try:
                     await asyncio.wait_for(job.next_change(seen), DISCONNECT_CHECK_S)
                 except asyncio.TimeoutError:
                     if await request.is_disconnected():
                         job.cancel()
-                        return Response(status_code=499)
-            return answer(job)
+                        return Response(status_code=499)  # nginx's "client closed request": no one reads it
         finally:
             fills.forget(job.id)
 
