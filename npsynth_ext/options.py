@@ -74,7 +74,7 @@ class FillOptions:
             raise ValueError(f"metric must be 'cosine' or 'l2', got {self.metric!r}")
         if isinstance(self.pixel_rounds, bool) or not isinstance(self.pixel_rounds, numbers.Integral) \
                 or self.pixel_rounds < 0:
-            raise ValueError(f"pixel_rounds must be a whole number >= 0, got {self.pixel_rounds!r}")
+            raise ValueError(f"pixel_rounds must be >= 0 and a whole number, got {self.pixel_rounds!r}")
         if self.pixel_blend not in (True, False):
             raise ValueError(f"pixel_blend must be True or False, got {self.pixel_blend!r}")
         self.pixel_blend = bool(self.pixel_blend)
