@@ -51,10 +51,12 @@ def make_batch(root):
 
 
 def fill_folder(photos, masks, out, *extra, env=None, wait=True):
-    """The CLI in its own process, as a user runs it: (exit code, stdout, stderr), or the Popen."""
+    """The CLI in its own process, as a user runs it: (exit code, stdout, stderr), or the Popen. It runs in
+    the photos' parent folder, so that it imports the installed package, not a source checkout that is the
+    current folder (as in CI)."""
     argv = [sys.executable, "-m", "npsynth_ext.fill", str(photos), "--mask-dir", str(masks), "-o", str(out),
             *FAST, *extra]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=photos.parent,
                             env={**os.environ, **ENV, **(env or {})})
     if not wait:
         return proc
@@ -168,7 +170,8 @@ def test_the_package_and_a_local_folder_fill_do_not_import_ray(local_run, tmp_pa
               f"cli.main([{str(photos)!r}, '--mask-dir', {str(masks)!r}, '-o', {str(tmp_path / 'out')!r}, "
               f"*{FAST!r}])\n"
               f"print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                            cwd=tmp_path)
     assert result.stdout.splitlines()[-2:] == ["3 filled, 0 skipped (exists), 2 failed", "[]"], result.stderr
 
 
