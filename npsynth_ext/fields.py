@@ -17,13 +17,19 @@ CELL = 4  # frame pixels per relu3_1 position
 MIN_LEVEL_RADIUS = 3
 
 
-def source_centres(hole, inside, radius):
-    """Where a (2 * radius + 1)-square source patch may be centred: the patch lies wholly outside the hole,
-    inside the photo (never on padding) and inside the frame. The one rule for every search that copies:
-    the optimisation's deep matches, the pixel step and the first guess."""
-    within = torch.zeros_like(hole)
-    within[radius:hole.shape[0] - radius, radius:hole.shape[1] - radius] = True
-    return ~dilate(hole | ~inside, radius) & within
+def source_centres(hole, inside, radius, zero_padded=False):
+    """Where a (2 * radius + 1)-square source patch may be centred: the patch lies wholly outside the hole
+    and inside the photo (never on the frame's reflected padding). The one rule for every search that
+    copies: the optimisation's deep matches, the pixel step and the first guess.
+    Past the grid's edge: a colour patch must stay inside the frame, since the vote reads all of its
+    pixels; a feature patch (zero_padded) may reach past it, where the texture ops read zeros, as patch_nn
+    pads every map and VGG pads the frame."""
+    centres = ~dilate(hole | ~inside, radius)
+    if not zero_padded:
+        within = torch.zeros_like(hole)
+        within[radius:hole.shape[0] - radius, radius:hole.shape[1] - radius] = True
+        centres &= within
+    return centres
 
 
 def level_view(rgb, hole, inside, side):

@@ -68,7 +68,7 @@ class TextureTerm:
         inside_l = ~downscale_mask(~inside, source.shape[-2:])
         self.source = source
         full_mask = dilate(hole_l, PATCH_SIZE // 2) & inside_l
-        self.source_valid = source_centres(hole_l, inside_l, PATCH_SIZE // 2)
+        self.source_valid = source_centres(hole_l, inside_l, PATCH_SIZE // 2, zero_padded=True)
         stride = hole.shape[-1] // source.shape[-1]
         self.cells = tuple(slice(a // stride, b // stride) for a, b in (window[:2], window[2:]))
         self.target_mask = full_mask[self.cells].contiguous()

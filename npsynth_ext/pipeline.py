@@ -92,17 +92,19 @@ def fill_frame(net, rgb, hole, inside, opts, timings=None, level_done=None):
     started = time.perf_counter()
     with torch.no_grad():
         known, coarse_hole, coarse_inside = level_view(rgb, hole, inside, levels[0].side)
-        guess, field = first_guess(known, coarse_hole, coarse_inside, opts)
+        guess = first_guess(known, coarse_hole, coarse_inside, opts)
     start = torch.where(coarse_hole, guess.clamp(0, 1), known)
     _add_time(timings, "first guess", started)
-    return run_levels(net, rgb, hole, inside, levels, start, field, opts, opts.pixel_roughness, timings,
-                      level_done)
+    return run_levels(net, rgb, hole, inside, levels, start, opts, opts.pixel_roughness, timings, level_done)
 
 
 @dataclass(frozen=True)
 class Level:
     """One level of the loop: its side, its L-BFGS iterations (0: none) and label, its pixel step (rounds,
-    vote sharpness, whether the last vote is blended; 0 rounds: none) and the seed of its searches."""
+    vote sharpness, whether the last vote is blended; 0 rounds: none) and the seed of its searches.
+    rough_from_surroundings: where its copies start without a coarser level's (from the optimisation's
+    matches, or afresh), the hole's roughness starts as the membrane fill of its surroundings'; else as
+    the mean of the sources' (the first guess's smallest side, whose onion start says nothing of it)."""
     side: int
     iters: int
     rounds: int
@@ -110,6 +112,7 @@ class Level:
     blend: bool
     seed: int
     label: str = ""
+    rough_from_surroundings: bool = True
 
 
 def plan_levels(hole, opts):
@@ -134,35 +137,36 @@ def plan_levels(hole, opts):
 
 
 def first_guess(known, hole, inside, opts):
-    """The hole at the coarsest level, and the pixel field of the copies that made it (None for a prior
-    that copies nothing). The patches prior is the level loop with no optimisation over its own pyramid
-    of this level's frame (first_guess.py), started from the onion peel of its smallest side."""
+    """The hole at the coarsest level. The patches prior is the level loop with no optimisation over its
+    own pyramid of this level's frame (first_guess.py), started from the onion peel of its smallest side.
+    Its copies are not handed on: the first level's pixel step starts from its own deep matches, or
+    afresh (handing a small hole's single level the guess's copies kept the guess's misplaced ones,
+    docs/history.md)."""
     if opts.content != PATCHES:
-        return get_prior(opts.content)(known, hole, inside), None
+        return get_prior(opts.content)(known, hole, inside)
     sides = patch_prior_sides(hole)
-    levels = [Level(side, 0, PRIOR_ROUNDS, PRIOR_SHARPNESS, blend=k == len(sides) - 1, seed=opts.seed * 100 + k)
+    levels = [Level(side, 0, PRIOR_ROUNDS, PRIOR_SHARPNESS, blend=k == len(sides) - 1, seed=opts.seed * 100 + k,
+                    rough_from_surroundings=False)
               for k, side in enumerate(sides)]
     smallest, smallest_hole, smallest_inside = level_view(known, hole, inside, sides[0])
     start = torch.where(smallest_hole, onion_start(smallest, smallest_hole, smallest_inside), smallest)
-    return run_levels(None, known, hole, inside, levels, start, None, opts, ROUGHNESS, return_field=True)
+    return run_levels(None, known, hole, inside, levels, start, opts, ROUGHNESS)
 
 
-def run_levels(net, rgb, hole, inside, levels, start, field, opts, roughness_scale, timings=None, level_done=None,
-               return_field=False):
-    """The level loop over a frame (rgb [3, n, n], hole, inside [n, n]), coarse to fine. `start` is the
-    first level's start at its side; `field` the pixel matches that made it, if any. Each level:
+def run_levels(net, rgb, hole, inside, levels, start, opts, roughness_scale, timings=None, level_done=None):
+    """The level loop over a frame (rgb [3, n, n], hole, inside [n, n]), coarse to fine, from `start`, the
+    first level's start at its side. Each level:
 
     1. its start: after the first, the coarser result upsampled (bicubic) into the hole and, where the
        coarser level handed on its copies, their field doubled and voted at this side (PixelMatcher.replay);
     2. L-BFGS on the hole (optimise.optimise), where the level has iterations;
     3. the pixel step (PixelMatcher.rebuild), where it has rounds: its copies start from the field voted
        in 1, or, where none was, from the optimisation's relu3_1 matches carried down to pixels (they say
-       where the optimisation put what) with the hole's roughness started smooth from its surroundings,
-       or else from the field handed in;
+       where the optimisation put what), or else afresh (random);
 
-    and hands its result and its pixel field to the next. Returns the finest result (and its field if
-    return_field). The roughness features are measured on rgb at roughness_scale (0: colours alone)."""
-    rough = None
+    and hands its result and its pixel field to the next. Returns the finest result. The roughness
+    features are measured on rgb at roughness_scale (0: colours alone)."""
+    rough, field = None, None
     if roughness_scale and any(level.rounds for level in levels):
         rough = frame_roughness(rgb, hole, inside, roughness_scale)
     result = None
@@ -189,9 +193,10 @@ def run_levels(net, rgb, hole, inside, levels, start, field, opts, roughness_sca
         if matcher is not None and matcher.usable:
             if stem and level.iters:  # the optimisation's result, before the pixel step rebuilds it
                 save_png(result, stem + "_optimised.png")
-            if not replayed and deep is not None:
-                matcher.smooth_roughness()
-                field = cells_to_pixels(deep, side)
+            if not replayed:
+                if level.rough_from_surroundings:
+                    matcher.smooth_roughness()
+                field = None if deep is None else cells_to_pixels(deep, side)
             result, field = matcher.rebuild(result, field, level.rounds, level.sharpness, level.seed, level.blend)
         else:
             field = None
@@ -201,7 +206,7 @@ def run_levels(net, rgb, hole, inside, levels, start, field, opts, roughness_sca
             _add_time(timings, side, started)
         if level_done:
             level_done(k + 1, len(levels), side)
-    return (result, field) if return_field else result
+    return result
 
 
 def _add_time(timings, key, started):
