@@ -199,8 +199,8 @@ def run(args):
     path = "the CUDA path (emulated)" if args.emulated_cuda else f"the {device.type.upper()} path"
     print(f"\nhost reads of device values (each a GPU sync) per iteration, our ops on {path}:")
     ours = ", ".join(f"{op} {n / steps:.1f}" for op, n in counter.our_syncs.items() if n) or "none"
-    print(f"  inside our ops: {sum(counter.our_syncs.values()) / steps:.1f} ({ours}; patch_nn runs once per scale "
-          f"and layer, where a layer has no matches from the coarser scale)")
+    print(f"  inside our ops: {sum(counter.our_syncs.values()) / steps:.1f} ({ours}; patch_nn runs once per level "
+          f"and layer: its first match, up to optimise.EXACT_START_SIDE)")
     print(f"  elsewhere (L-BFGS's line search, the pipeline's once-per-scale reads): {counter.syncs / steps:.1f}")
     if cuda_syncs:
         print(f"  syncs torch reported on the GPU: ours {cuda_syncs['ours'] / steps:.1f}, "
