@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npsynth_ext import pipeline, vgg
-
 from npsynth_ext import fill_command as cli
+from npsynth_ext import pipeline, vgg
 
 FAST = ["--iters", "2", "1", "1"]
 PAINT = np.array([10, 220, 30], np.uint8)

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from npsynth_ext import pipeline
-
 from npsynth_ext import fill_command as cli
+from npsynth_ext import pipeline
 
 PAINT = np.array([200, 100, 50], np.uint8)
 PAINT_LUMA = (200 * 19595 + 100 * 38470 + 50 * 7471 + 0x8000) >> 16  # Pillow's convert("L") of PAINT
