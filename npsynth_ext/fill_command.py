@@ -41,6 +41,7 @@ import time
 from . import pipeline, vgg
 from .cli import check_writable, run_command
 from .content_net import load_content_net
+from .first_guess import PRIOR_NAMES
 from .images import alpha_hole, read_photo, restore, writable_pixels, write_photo_atomically
 from .masks import MaskError, box_mask, check_mask, plan_frames, read_mask
 from .options import METRICS, SEARCHES, FillOptions
@@ -103,7 +104,7 @@ def build_parser():
     p.add_argument("--search", choices=SEARCHES, default=defaults.search,
                    help="nearest-neighbour search when re-matching: patchmatch from the previous matches, or "
                         "exact every time (slower) (default %(default)s)")
-    p.add_argument("--prior", choices=["patches", "classical"], default=defaults.content,
+    p.add_argument("--prior", choices=PRIOR_NAMES, default=defaults.content,
                    help="the first guess of the hole: patches (rebuilt from the photo's pixels, coarse to fine) or "
                         "classical (a smooth membrane) (default %(default)s)")
     p.add_argument("--pixel-rounds", type=int, default=defaults.pixel_rounds, metavar="N",

@@ -24,6 +24,8 @@ from .masks import downscale_mask
 from .membrane import membrane
 
 PATCHES = "patches"
+CLASSICAL = "classical"
+PRIOR_NAMES = (PATCHES, CLASSICAL)  # the priors a content option can name
 # The pyramid's smallest side at the lowest: from 16 px the large boxes got repeated copies of whole
 # objects (docs/quality.md).
 PRIOR_COARSEST = 32
@@ -77,7 +79,7 @@ def get_prior(content):
         return network_prior(content)
     if callable(content):
         return content
-    if content != "classical":
-        raise ValueError(f"unknown content prior {content!r}; choose 'patches' or 'classical', a ContentNet "
+    if content != CLASSICAL:
+        raise ValueError(f"unknown content prior {content!r}; choose one of {list(PRIOR_NAMES)}, a ContentNet "
                          "(content_net.load_content_net) or a callable")
     return classical_prior

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .first_guess import PRIOR_NAMES
 from .masks import check_max_frame
 from .pixels import ROUGHNESS
 
 SEARCHES = ("patchmatch", "exact")
 METRICS = ("cosine", "l2")
-NAMED_PRIORS = ("patches", "classical")
 
 
 @dataclass
@@ -83,8 +83,8 @@ class FillOptions:
             raise ValueError(f"pixel_roughness must be a finite number >= 0, got {rough!r}")
         self.pixel_roughness = float(self.pixel_roughness)
         check_max_frame(self.max_frame)
-        if isinstance(self.content, str) and self.content not in NAMED_PRIORS:
-            raise ValueError(f"unknown content prior {self.content!r}; choose one of {list(NAMED_PRIORS)}, a "
+        if isinstance(self.content, str) and self.content not in PRIOR_NAMES:
+            raise ValueError(f"unknown content prior {self.content!r}; choose one of {list(PRIOR_NAMES)}, a "
                              "ContentNet (content_net.load_content_net) or a callable")
         if not isinstance(self.content, str) and not callable(self.content):
             raise ValueError(f"content must be a prior's name, a ContentNet or a callable, got {self.content!r}")

@@ -2,6 +2,7 @@
 values are read), the VGG network loaded once, and a fill of 8-bit RGB pixels with progress and cancel."""
 import npsynth_ext
 from npsynth_ext import vgg
+from npsynth_ext.first_guess import PATCHES, PRIOR_NAMES
 
 
 def _integers(count):
@@ -52,7 +53,7 @@ def parse_options(form_values):
             options[name] = OPTIONS[name][0](text)
         except ValueError as exc:
             raise ValueError(f"option {name}={text!r}: {exc}") from None
-    if options.get("content", "patches") not in ("patches", "classical"):
+    if options.get("content", PATCHES) not in PRIOR_NAMES:
         raise ValueError(f"option content={options['content']!r}: give 'patches' or 'classical'")
     try:
         npsynth_ext.FillOptions(**options)
