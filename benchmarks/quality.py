@@ -1,11 +1,23 @@
-"""Quality harness: fill scikit-image photos and score what a viewer sees around each hole.
+"""Quality harness: fill photos and score what a viewer sees around each hole.
 
-    python benchmarks/quality.py [--cases astronaut_centre,gravel] [--methods ours,telea,patchmatch]
-                                 [--save DIR] [--gallery DIR] [--set NAME=VALUE ...]
+    python benchmarks/quality.py [--half tuning|confirmation] [--cases astronaut_centre,gravel]
+                                 [--methods ours,telea,patchmatch] [--save DIR] [--gallery DIR]
+                                 [--set NAME=VALUE ...]
 
-Cases: six 512x512 photos x three holes (a 256x256 centre box, an irregular blob of about its area, thin
-brush strokes), plus a box touching the photo's edge: 19 in all. --cases takes full case names or photo or
-hole names. Each method's fill is scored over the hole's bounding box grown by MARGIN px, against the photo:
+Photos: six from scikit-image (bundled with it) and the twelve nature photographs of Debian's
+mate-backgrounds (`apt-get install mate-backgrounds`), each cropped to its centre square and scaled to
+512x512. Holes: a 256x256 centre box, an irregular blob of about its area and thin brush strokes on every
+photo; a 256x256 box over the main object of each mate photo; a box touching the astronaut's left edge.
+67 cases in all.
+
+Halves: the photos are split, once and for all, into a tuning half (HALVES["tuning"]: the six
+scikit-image photos, which chose earlier defaults, and three mate photos) and a confirmation half (the
+other nine mate photos). Tune by looking at the tuning half only; a change becomes the default only when
+blind pairs on the confirmation half, not looked at while making it, prefer it too (docs/quality.md).
+--half picks one; --cases takes full case names or photo or hole names, within the half if one is given.
+Photos whose files are missing (mate-backgrounds not installed) are skipped with a note.
+
+Each method's fill is scored over the hole's bounding box grown by MARGIN px, against the photo:
   ST-LPIPS  shift-tolerant LPIPS (AlexNet; `pip install stlpips-pytorch IPython torchsummary`), lower is
             better: a learned perceptual distance that forgives small shifts, so real texture that differs
             from the hidden one in detail but not in kind scores well, and blur, noise and seams score badly;
@@ -36,19 +48,46 @@ MARGIN = 16  # pixels of known context around the hole's box that the scores inc
 GALLERY_MARGIN = 48
 
 
+MATE_FOLDER = "/usr/share/backgrounds/mate/nature"
+# Each mate photo's file and the centre (row, column, in the 512x512 crop) of the 256x256 box over its main
+# object, or over its most structured part where it has no single object; clamped to lie inside the photo.
+MATE_PHOTOS = {
+    "aqua": ("Aqua.jpg", (330, 400)),  # the splash crown
+    "blinds": ("Blinds.jpg", (200, 300)),  # crossing blades
+    "dune": ("Dune.jpg", (200, 256)),  # the horizon behind the grass tips
+    "freshflower": ("FreshFlower.jpg", (230, 220)),  # the bright petal
+    "garden": ("Garden.jpg", (250, 370)),  # the flower's centre
+    "greenmeadow": ("GreenMeadow.jpg", (200, 256)),  # rows of shoots
+    "ladybird": ("LadyBird.jpg", (270, 464)),  # the ladybird on its stem
+    "raindrops": ("RainDrops.jpg", (240, 300)),  # drops on the leaf
+    "storm": ("Storm.jpg", (330, 256)),  # the horizon
+    "twowings": ("TwoWings.jpg", (220, 330)),  # the two seeds
+    "wood": ("Wood.jpg", (200, 300)),  # the planks' seam
+    "yellowflower": ("YellowFlower.jpg", (380, 500)),  # the flower's centre
+}
+HALVES = {
+    "tuning": ("astronaut", "coffee", "rocket", "chelsea", "brick", "gravel", "aqua", "garden", "dune"),
+    "confirmation": ("blinds", "freshflower", "greenmeadow", "ladybird", "raindrops", "storm", "twowings",
+                     "wood", "yellowflower"),
+}
+
+
+def square(img):
+    """The centre square of a photo (grey made RGB), scaled to SIZE x SIZE."""
+    if img.ndim == 2:
+        img = np.stack([img] * 3, -1)
+    h, w = img.shape[:2]
+    s = min(h, w)
+    crop = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return np.asarray(Image.fromarray(crop).resize((SIZE, SIZE), Image.BICUBIC))
+
+
 def photos():
-    """512x512 RGB uint8 test photos from scikit-image (bundled with it, no download)."""
+    """{name: loader of a 512x512 RGB uint8 photo}: scikit-image's (bundled with it, no download) and the
+    mate photos whose files are present."""
     from skimage import data
 
-    def square(img):
-        if img.ndim == 2:
-            img = np.stack([img] * 3, -1)
-        h, w = img.shape[:2]
-        s = min(h, w)
-        crop = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        return np.asarray(Image.fromarray(crop).resize((SIZE, SIZE), Image.BICUBIC))
-
-    return {
+    out = {
         "astronaut": lambda: square(data.astronaut()),
         "coffee": lambda: square(data.coffee()),
         "rocket": lambda: square(data.rocket()),
@@ -56,6 +95,11 @@ def photos():
         "brick": lambda: square(data.brick()),
         "gravel": lambda: square(data.gravel()),
     }
+    for name, (file, _) in MATE_PHOTOS.items():
+        path = os.path.join(MATE_FOLDER, file)
+        if os.path.exists(path):
+            out[name] = lambda path=path: square(np.asarray(Image.open(path).convert("RGB")))
+    return out
 
 
 def centre_hole():
@@ -103,14 +147,37 @@ def border_hole():
     return m
 
 
+def object_hole(centre):
+    """A 256x256 box centred on `centre` (row, column), moved inside the photo where it would stick out."""
+    half = SIZE // 4
+    y, x = (min(max(c, half), SIZE - half) for c in centre)
+    m = np.zeros((SIZE, SIZE), bool)
+    m[y - half:y + half, x - half:x + half] = True
+    return m
+
+
 HOLES = {"centre": centre_hole, "blob": blob_hole, "strokes": strokes_hole}
 BORDER_PHOTO = "astronaut"
 
 
-def cases():
-    """{case name: (photo name, hole factory)}: every photo with each hole, and one border case."""
-    out = {f"{photo}_{hole}": (photo, make) for photo in photos() for hole, make in HOLES.items()}
-    out[f"{BORDER_PHOTO}_border"] = (BORDER_PHOTO, border_hole)
+def cases(half=None):
+    """{case name: (photo name, hole factory)}: every photo with each hole, the mate photos with their
+    object box, and one border case; only the photos of HALVES[half] if half is given."""
+    available = photos()
+    missing = [name for name in MATE_PHOTOS if name not in available]
+    if missing:
+        print(f"note: skipping {len(missing)} mate photos not found in {MATE_FOLDER} "
+              "(apt-get install mate-backgrounds)", file=sys.stderr)
+    out = {}
+    for photo in available:
+        if half and photo not in HALVES[half]:
+            continue
+        for hole, make in HOLES.items():
+            out[f"{photo}_{hole}"] = (photo, make)
+        if photo in MATE_PHOTOS:
+            out[f"{photo}_object"] = (photo, lambda c=MATE_PHOTOS[photo][1]: object_hole(c))
+        if photo == BORDER_PHOTO:
+            out[f"{photo}_border"] = (photo, border_hole)
     return out
 
 
@@ -228,8 +295,8 @@ def parse_options(items):
     return options
 
 
-def select_cases(spec, parser):
-    every = cases()
+def select_cases(spec, half, parser):
+    every = cases(half)
     if not spec:
         return every
     chosen = {}
@@ -258,6 +325,7 @@ def gallery_picture(results, mask, names):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--half", choices=sorted(HALVES), help="only the photos of this half (default: both)")
     parser.add_argument("--cases", help="comma-separated case, photo or hole names (default: all)")
     parser.add_argument("--methods", default="ours,telea,patchmatch", help="comma-separated, from: "
                         + ", ".join(METHODS))
@@ -266,7 +334,7 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a fill option for 'ours' (e.g. --set alpha=2 --set iters=100,40,20)")
     args = parser.parse_args()
-    chosen = select_cases(args.cases, parser)
+    chosen = select_cases(args.cases, args.half, parser)
     methods = {}
     for name in args.methods.split(","):
         if name not in METHODS:
@@ -283,12 +351,14 @@ def main():
     scorer = Scorer()
     unit = vgg_unit_seconds()
     print(f"VGG unit (VGG-19 forward+backward to relu4_1 at {SIZE}x{SIZE}): {unit:.2f} s")
-    print(f"| {'case':<18} | {'method':<10} | {'ST-LPIPS':>8} | {'SSIM':>5} | {'PSNR dB':>7} | {'sharp':>5} | "
+    print(f"| {'case':<20} | {'method':<10} | {'ST-LPIPS':>8} | {'SSIM':>5} | {'PSNR dB':>7} | {'sharp':>5} | "
           f"{'VGG units':>9} |")
-    print(f"|{'-' * 20}|{'-' * 12}|{'-' * 10}|{'-' * 7}|{'-' * 9}|{'-' * 7}|{'-' * 11}|")
-    table, photo_cache = {}, {}
+    print(f"|{'-' * 22}|{'-' * 12}|{'-' * 10}|{'-' * 7}|{'-' * 9}|{'-' * 7}|{'-' * 11}|")
+    table, photo_cache, loaders = {}, {}, photos()
     for case, (photo, make_hole) in chosen.items():
-        truth = photo_cache.setdefault(photo, photos()[photo]())
+        if photo not in photo_cache:
+            photo_cache[photo] = loaders[photo]()
+        truth = photo_cache[photo]
         mask = make_hole()
         damaged = truth.copy()
         damaged[mask] = 0
@@ -299,7 +369,7 @@ def main():
             units = (time.perf_counter() - start) / unit
             assert (out[~mask] == truth[~mask]).all(), f"{name} changed pixels outside the hole"
             s = table.setdefault(case, {})[name] = {**scorer(out, truth, mask), "units": units}
-            print(f"| {case:<18} | {name:<10} | {s['lpips']:8.4f} | {s['ssim']:5.3f} | {s['psnr']:7.2f} | "
+            print(f"| {case:<20} | {name:<10} | {s['lpips']:8.4f} | {s['ssim']:5.3f} | {s['psnr']:7.2f} | "
                   f"{s['sharp']:5.2f} | {units:9.1f} |", flush=True)
             results[name] = out
             if args.save:
