@@ -297,6 +297,8 @@ def parse_options(items):
 
 def select_cases(spec, half, parser):
     every = cases(half)
+    if not every:
+        parser.error(f"no photos of the {half} half were found (apt-get install mate-backgrounds)")
     if not spec:
         return every
     chosen = {}
