@@ -22,6 +22,7 @@ import sys
 import time
 
 from .fill_command import fill_in_folder, fill_options
+from .images import temporary_path
 
 INSTALL = "--ray needs Ray, which is not installed: pip install npsynth_ext[ray] (or pip install ray)"
 LOCAL = "local"  # --ray without ADDRESS (fill_command's const): Ray's address for a new cluster on this machine
@@ -211,7 +212,7 @@ class Pool:
 
 def remove_temporary(out_dir, name, pid):
     """Remove the temporary file that a worker with process id `pid`, killed while writing photo `name`,
-    left in `out_dir` (images.write_atomically names it .NAME.tmpPID)."""
-    tmp = os.path.join(out_dir, f".{name}.tmp{pid}")
+    left in `out_dir` (images.temporary_path, where images.write_atomically writes)."""
+    tmp = temporary_path(os.path.join(out_dir, name), pid)
     if os.path.exists(tmp):
         os.remove(tmp)

@@ -97,10 +97,16 @@ def _half_scale(dtype):
     raise TypeError(f"mask must be bool, uint8 (0..255), uint16 (0..65535) or float (0..1), got {dtype}")
 
 
+def temporary_path(path, pid):
+    """Where process `pid` writes `path` before renaming it into place: a hidden file beside it, named
+    .NAME.tmpPID, so that folder listings skip it and no two processes share one."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{pid}")
+
+
 def write_atomically(path, write):
-    """Call write(tmp) to fill a temporary file in `path`'s folder, then rename it into place: `path` is
-    never half-written, and nothing is left behind on failure."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    """Call write(tmp) to fill a temporary file in `path`'s folder (temporary_path), then rename it into
+    place: `path` is never half-written, and nothing is left behind on failure."""
+    tmp = temporary_path(path, os.getpid())
     try:
         write(tmp)
         os.replace(tmp, path)
