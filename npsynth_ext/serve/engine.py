@@ -54,7 +54,7 @@ def parse_options(form_values):
         except ValueError as exc:
             raise ValueError(f"option {name}={text!r}: {exc}") from None
     if options.get("content", PATCHES) not in PRIOR_NAMES:
-        raise ValueError(f"option content={options['content']!r}: give 'patches' or 'classical'")
+        raise ValueError(f"option content={options['content']!r}: give {' or '.join(map(repr, PRIOR_NAMES))}")
     try:
         npsynth_ext.FillOptions(**options)
     except (TypeError, ValueError) as exc:
