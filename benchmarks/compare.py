@@ -1,13 +1,15 @@
 """Each op against its pure-PyTorch reference, measured side by side in one run, at the paper's shapes.
 
     python benchmarks/compare.py [--device cpu|cuda] [--repeats N] [--no-fill | --fill-only | --search-only]
+                                 [--vgg-precision auto|float32|bfloat16 ...]
 
 Prints the median time of each, the speed-up (reference time / ours), the rate of exact search in useful
 GFLOP/s (the reference's flop count over our time), and the peak extra memory while the call runs: on the
 CPU the rise of the process's peak resident set (malloc is told to return big blocks to the OS at once, so
 freed-and-reused memory is not hidden); on CUDA torch's peak allocated memory. Then, each
 in a fresh process with the default allocator: PatchMatch against exact search on the demo photo's VGG
-features (time and mean-distance gap), and the end-to-end demo fill at 128, 256 and 512.
+features (time and mean-distance gap), and the end-to-end demo fill at 128, 256 and 512, once per
+--vgg-precision given (default: the fill's default), all against the same VGG unit.
 """
 import argparse
 import ctypes
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import SHAPES, patch_nn_call, patch_nn_gflop, search_calls, texture_loss_call  # noqa: E402
 
 import npsynth_ext  # noqa: E402
+from npsynth_ext.vgg import PRECISIONS  # noqa: E402
 
 # name: (factory of the timed call, its GFLOP count or None)
 OPS = {
@@ -100,11 +103,14 @@ def main():
     parser.add_argument("--no-fill", action="store_true", help="skip the end-to-end fill timing")
     parser.add_argument("--fill-only", action="store_true", help="only the end-to-end fill timing")
     parser.add_argument("--search-only", action="store_true", help="only the PatchMatch vs patch_nn table")
+    parser.add_argument("--vgg-precision", nargs="+", choices=PRECISIONS,
+                        default=[npsynth_ext.FillOptions.vgg_precision],
+                        help="the fill's FillOptions.vgg_precision; several: one fill table each")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible")
     if args.fill_only:
-        end_to_end_fill(args.device, args.repeats)
+        end_to_end_fill(args.device, args.repeats, args.vgg_precision)
         return
     if args.search_only:
         search_table(args.device, args.repeats)
@@ -137,7 +143,7 @@ def main():
     for part in ("--search-only",) + (() if args.no_fill else ("--fill-only",)):
         sys.stdout.flush()
         subprocess.run([sys.executable, os.path.abspath(__file__), part, "--device", args.device,
-                        "--repeats", str(args.repeats)], check=True)
+                        "--repeats", str(args.repeats), "--vgg-precision", *args.vgg_precision], check=True)
 
 
 def search_table(device, repeats):
@@ -157,8 +163,8 @@ def search_table(device, repeats):
 
 
 def vgg_unit_seconds(net, device, repeats):
-    """Median seconds of one VGG-19 forward+backward to relu4_1 on a 512x512 image: the unit fill times
-    are given in, so machines of different speed compare."""
+    """Median seconds of one VGG-19 forward+backward to relu4_1 on a 512x512 image, in float32 whatever
+    the fill's vgg_precision: the unit fill times are given in, so machines of different speed compare."""
     x = torch.rand(1, 3, 512, 512, device=device, requires_grad=True)
 
     def once():
@@ -168,38 +174,42 @@ def vgg_unit_seconds(net, device, repeats):
     return median_seconds(once, device, repeats)
 
 
-def end_to_end_fill(device, repeats):
+def end_to_end_fill(device, repeats, precisions):
     """The demo fill (photo with a centre hole half its side) with default options at frames of 128, 256
-    and 512: median total and the per-scale split of the median run."""
+    and 512, for each of `precisions` (FillOptions.vgg_precision): median total and the per-scale split of
+    the median run."""
     import numpy as np
     from PIL import Image
 
     from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK
     from npsynth_ext.options import FillOptions
     from npsynth_ext.pipeline import fill_u8
-    from npsynth_ext.vgg import load_texture_net
+    from npsynth_ext.vgg import compute_dtype, load_texture_net
 
     net = load_texture_net(device=device)
     unit = vgg_unit_seconds(net, device, repeats)
-    print(f"\nend-to-end fill of the demo photo (hole: the centre half of each side), default options, "
-          f"{repeats} runs; VGG unit (VGG-19 forward+backward to relu4_1 at 512x512, this process): "
-          f"{unit * 1e3:.1f} ms")
-    for side in (128, 256, 512):
-        image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy()
-        hole = np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0
-        runs = []
-        for _ in range(repeats):
-            timings = {}
-            start = time.perf_counter()
-            fill_u8(image, hole, FillOptions(device=device, progress=False), timings, net=net)
-            runs.append((time.perf_counter() - start, timings))
-        runs.sort(key=lambda r: r[0])
-        total, timings = runs[len(runs) // 2]
-        split = ", ".join(f"{stage if isinstance(stage, str) else f'{stage}px'} {seconds:.1f} s"
-                          for stage, seconds in timings.items())
-        every = ", ".join(f"{r[0]:.1f}" for r in runs)
-        print(f"  {side}x{side}: median {total:.1f} s = {total / unit:.1f} VGG units ({split}); all runs {every} s",
-              flush=True)
+    for precision in precisions:
+        dtype = str(compute_dtype(precision, device)).replace("torch.", "")
+        print(f"\nend-to-end fill of the demo photo (hole: the centre half of each side), default options, "
+              f"vgg_precision {precision} (VGG in {dtype}), {repeats} runs; VGG unit (float32 VGG-19 "
+              f"forward+backward to relu4_1 at 512x512, this process): {unit * 1e3:.1f} ms")
+        for side in (128, 256, 512):
+            image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy()
+            hole = np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0
+            runs = []
+            for _ in range(repeats):
+                timings = {}
+                start = time.perf_counter()
+                fill_u8(image, hole, FillOptions(device=device, progress=False, vgg_precision=precision), timings,
+                        net=net)
+                runs.append((time.perf_counter() - start, timings))
+            runs.sort(key=lambda r: r[0])
+            total, timings = runs[len(runs) // 2]
+            split = ", ".join(f"{stage if isinstance(stage, str) else f'{stage}px'} {seconds:.1f} s"
+                              for stage, seconds in timings.items())
+            every = ", ".join(f"{r[0]:.1f}" for r in runs)
+            print(f"  {side}x{side}: median {total:.1f} s = {total / unit:.1f} VGG units ({split}); all runs "
+                  f"{every} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where one default fill's time goes, stage by stage: the demo photo (hole: the centre half of each side)
 at a frame of `side`, default options.
 
-    python benchmarks/fill_stages.py [--side 512] [--device cpu|cuda] [--repeats 3]
+    python benchmarks/fill_stages.py [--side 512] [--device cpu|cuda] [--repeats 3] [--vgg-precision P]
 
 Each stage is one of the pipeline's own functions, wrapped so that the device is synchronised before and
 after it: its seconds are its own, not those of work queued before it (the syncs add a few milliseconds
@@ -25,7 +25,7 @@ from compare import vgg_unit_seconds  # noqa: E402
 
 from npsynth_ext import optimise, pipeline, pixels  # noqa: E402
 from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK  # noqa: E402
-from npsynth_ext.vgg import load_texture_net  # noqa: E402
+from npsynth_ext.vgg import PRECISIONS, compute_dtype, load_texture_net  # noqa: E402
 
 SPENT = defaultdict(float)
 CHILDREN = [0.0]  # seconds spent in wrapped stages called by the stage now running (a stack)
@@ -80,6 +80,8 @@ def main():
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="runs; the median run is reported (odd is best)")
+    parser.add_argument("--vgg-precision", choices=PRECISIONS, default=pipeline.FillOptions.vgg_precision,
+                        help="FillOptions.vgg_precision (default %(default)s, the fill's)")
     args = parser.parse_args()
     if args.repeats < 1 or args.side < 32:
         parser.error(f"--repeats must be >= 1 and --side >= 32; got {args.repeats} and {args.side}")
@@ -89,7 +91,7 @@ def main():
     unit = vgg_unit_seconds(net, args.device, 3)
     image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((args.side, args.side), Image.BICUBIC)).copy()
     hole = np.asarray(Image.open(DEMO_MASK).resize((args.side, args.side), Image.NEAREST)) > 0
-    opts = pipeline.FillOptions(device=args.device, progress=False)
+    opts = pipeline.FillOptions(device=args.device, progress=False, vgg_precision=args.vgg_precision)
     pipeline.fill_u8(image, hole, opts, net=net)  # warm-up: kernels loaded, allocator primed
     instrument(args.device)
     runs = []
@@ -102,8 +104,9 @@ def main():
     total, spent = runs[len(runs) // 2]
     spent["L-BFGS and VGG"] = spent.pop("optimise", 0.0)
     spent["the rest (framing, resizing, copies)"] = total - sum(spent.values())
-    print(f"{args.side}x{args.side} demo fill on {args.device}: median of {args.repeats} runs {total:.3f} s = "
-          f"{total / unit:.1f} VGG units (VGG unit {unit * 1e3:.1f} ms); all runs "
+    dtype = str(compute_dtype(args.vgg_precision, args.device)).replace("torch.", "")
+    print(f"{args.side}x{args.side} demo fill on {args.device}, VGG in {dtype}: median of {args.repeats} runs "
+          f"{total:.3f} s = {total / unit:.1f} VGG units (VGG unit {unit * 1e3:.1f} ms); all runs "
           + ", ".join(f"{r[0]:.3f}" for r in runs) + " s")
     print("\n| stage | seconds | share | VGG units |\n|---|---|---|---|")
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):

@@ -39,3 +39,22 @@ def test_search(benchmark, search, shape):
     fn, _ = search_calls(shape)[search]
     benchmark.group = f"search {shape}"
     benchmark.pedantic(fn, rounds=3 if search == "patch_nn" else 10, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("side", [128, 256])
+def test_vgg_window(benchmark, side, precision):
+    """One evaluation of the optimisation's VGG: forward and backward to relu4_1 over a window of the
+    coarse levels' sides (at a 512 fill the window is the whole 128 and 256 frame), in each dtype of
+    FillOptions.vgg_precision. bfloat16 is fast only where vgg.has_fast_bfloat16 says so."""
+    from npsynth_ext.vgg import load_texture_net
+
+    net = load_texture_net()
+    x = torch.rand(1, 3, side, side, requires_grad=True)
+    dtype = getattr(torch, precision)
+
+    def once():
+        sum(f.square().mean() for f in net(x, dtype).values()).backward()
+
+    benchmark.group = f"vgg window {side}"
+    benchmark.pedantic(once, rounds=5, warmup_rounds=1)

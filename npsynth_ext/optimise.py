@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .fields import source_centres
 from .masks import dilate, downscale_mask
 from .ops import patch_nn, patchmatch, texture_loss
+from .vgg import compute_dtype
 
 PATCH_SIZE = 3  # deep patches: 3x3 feature positions, as in the paper
 TEXTURE_LAYERS = ("relu3_1", "relu4_1")  # the paper's layers
@@ -139,12 +140,14 @@ def optimise(net, start, hole, inside, iters, opts, label, coarse=None, seed=0):
     def compose(values):
         return base.index_copy(1, flat_hole, values).view_as(start)
 
+    # Sources and targets go through VGG in the same dtype, so a target equal to a source matches it exactly.
+    dtype = compute_dtype(opts.vgg_precision, start.device)
     with torch.no_grad():
-        source_feats = net(start[None])
+        source_feats = net(start[None], dtype)
     y0, y1, x0, x1 = vgg_window(hole)
 
     def window_features(x):
-        return net(x[None, :, y0:y1, x0:x1])
+        return net(x[None, :, y0:y1, x0:x1], dtype)
 
     terms = {name: TextureTerm(source_feats[name][0], hole, inside, (y0, y1, x0, x1), opts.metric,
                                seed=seed * 8 + i)

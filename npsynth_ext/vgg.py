@@ -72,10 +72,33 @@ def load_torchvision_state(path):
     return state
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def has_fast_bfloat16(device):
+    """Whether `device` runs bfloat16 convolutions natively and so faster than float32: a CPU with AMX or
+    AVX512-BF16 (oneDNN's bfloat16 kernels; elsewhere it would emulate them, slower than float32). CUDA
+    answers False until bfloat16 is measured there (docs/benchmarks.md)."""
+    if torch.device(device).type != "cpu":
+        return False
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def compute_dtype(precision, device):
+    """The dtype VGG's convolutions run in for `precision` ("auto": bfloat16 where has_fast_bfloat16)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"vgg_precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        precision = "bfloat16" if has_fast_bfloat16(device) else "float32"
+    return getattr(torch, precision)
+
+
 class TextureNet(nn.Module):
     """VGG-19 to relu4_1. forward(rgb) takes [B, 3, H, W] RGB in 0..1 and returns {layer: features} for
-    LAYERS (contiguous), applying the preprocessing its weights were trained with. The convolutions run
-    channels-last, which is faster forward + backward on the CPU (docs/benchmarks.md)."""
+    LAYERS (contiguous float32), applying the preprocessing its weights were trained with. The convolutions
+    run channels-last, which is faster forward + backward on the CPU (docs/benchmarks.md), and in `dtype`
+    (float32, or bfloat16 through autocast: the preprocessing and the features handed back stay float32,
+    so a loss on them and its gradient with respect to `rgb` are float32 too)."""
 
     def __init__(self, features, preprocessing):
         super().__init__()
@@ -100,14 +123,15 @@ class TextureNet(nn.Module):
         x = rgb * self.scale - self.shift
         return x.flip(1) if self.preprocessing == "caffe" else x
 
-    def forward(self, rgb):
+    def forward(self, rgb, dtype=torch.float32):
         x = self.preprocess(rgb).contiguous(memory_format=torch.channels_last)
         out = {}
         wanted = {index: name for name, index in LAYERS.items()}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in wanted:
-                out[wanted[index]] = x.contiguous()
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            for index, layer in enumerate(self.features):
+                x = layer(x)
+                if index in wanted:
+                    out[wanted[index]] = x.float().contiguous()
         return out
 
 

@@ -204,6 +204,7 @@ def test_plan_levels_leaves_out_the_levels_where_the_hole_is_too_thin(n, radius,
     (dict(pixel_roughness=float("nan")), "pixel_roughness"),
     (dict(pixel_roughness="3"), "pixel_roughness"),
     (dict(pixel_roughness=float("inf")), "pixel_roughness must be a finite number"),
+    (dict(vgg_precision="float16"), "vgg_precision must be one of"),
 ])
 def test_bad_options(photo, net, bad, match):
     img, mask = photo
@@ -423,3 +424,26 @@ def test_progress_goes_from_0_to_1_by_levels_and_can_cancel(photo, net):
 
     with pytest.raises(Cancelled):
         nx.fill(img, mask, net=net, on_progress=cancel, **FAST)
+
+
+@pytest.mark.parametrize("precision,fast,dtype", [("auto", True, torch.bfloat16), ("auto", False, torch.float32),
+                                                  ("float32", True, torch.float32),
+                                                  ("bfloat16", False, torch.bfloat16)])
+def test_vgg_precision_reaches_every_vgg_call_of_the_optimisation(photo, net, monkeypatch, precision, fast, dtype):
+    """Sources and targets alike run in the dtype vgg_precision picks ("auto": bfloat16 where the CPU has it
+    natively), and the fill stays a fill."""
+    from npsynth_ext import vgg
+
+    monkeypatch.setattr(vgg, "has_fast_bfloat16", lambda device: fast)
+    seen = []
+    forward = type(net).forward
+
+    def spy(self, rgb, dtype=torch.float32):
+        seen.append(dtype)
+        return forward(self, rgb, dtype)
+
+    monkeypatch.setattr(type(net), "forward", spy)
+    img, mask = photo
+    out = nx.fill(img, mask, net=net, vgg_precision=precision, **FAST)
+    assert seen and set(seen) == {dtype}
+    assert np.abs(out[mask].astype(float).mean(0) - img[mask].astype(float).mean(0)).max() < 40
