@@ -6,6 +6,7 @@ codes, already in PyTorch's [out, in, kh, kw] layout. Those weights expect Caffe
 0..255, ImageNet mean subtracted). A torchvision VGG-19 checkpoint (its `state_dict`, or the full model
 file) may be given instead; it expects torchvision preprocessing (RGB, 0..1, mean/std normalised).
 """
+import copy
 import importlib.util
 import os
 
@@ -96,9 +97,10 @@ def compute_dtype(precision, device):
 class TextureNet(nn.Module):
     """VGG-19 to relu4_1. forward(rgb) takes [B, 3, H, W] RGB in 0..1 and returns {layer: features} for
     LAYERS (contiguous float32), applying the preprocessing its weights were trained with. The convolutions
-    run channels-last, which is faster forward + backward on the CPU (docs/benchmarks.md), and in `dtype`
-    (float32, or bfloat16 through autocast: the preprocessing and the features handed back stay float32,
-    so a loss on them and its gradient with respect to `rgb` are float32 too)."""
+    run channels-last, which is faster forward + backward on the CPU (docs/benchmarks.md), and in `dtype`:
+    float32, or bfloat16 on a copy of the layers cast once (casting the weights at every call, as autocast
+    does, costs about 4% of a bfloat16 pass). The preprocessing and the features handed back stay float32,
+    so a loss on them and its gradient with respect to `rgb` are float32 too."""
 
     def __init__(self, features, preprocessing):
         super().__init__()
@@ -118,20 +120,29 @@ class TextureNet(nn.Module):
             p.requires_grad_(False)
         self.features.to(memory_format=torch.channels_last)
         self.eval()
+        self._cast = {}  # {(dtype, device): a copy of self.features in dtype}, made on first use
+
+    def layers_in(self, dtype):
+        """self.features in `dtype`, on the device the network is on now."""
+        if dtype == torch.float32:
+            return self.features
+        key = (dtype, self.scale.device)
+        if key not in self._cast:
+            self._cast = {key: copy.deepcopy(self.features).to(dtype)}
+        return self._cast[key]
 
     def preprocess(self, rgb):
         x = rgb * self.scale - self.shift
         return x.flip(1) if self.preprocessing == "caffe" else x
 
     def forward(self, rgb, dtype=torch.float32):
-        x = self.preprocess(rgb).contiguous(memory_format=torch.channels_last)
+        x = self.preprocess(rgb).to(dtype, memory_format=torch.channels_last)
         out = {}
         wanted = {index: name for name, index in LAYERS.items()}
-        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            for index, layer in enumerate(self.features):
-                x = layer(x)
-                if index in wanted:
-                    out[wanted[index]] = x.float().contiguous()
+        for index, layer in enumerate(self.layers_in(dtype)):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x.to(torch.float32, memory_format=torch.contiguous_format)
         return out
 
 

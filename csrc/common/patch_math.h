@@ -113,13 +113,16 @@ NPS_HOST_DEVICE NPS_INLINED void nn_merge(T d, int64_t j, T& best_d, int64_t& be
 }
 
 // The inputs of texture_loss for a batch: [B, C, Ht, Wt] target, [B, C, Hs, Ws] source, and per target
-// position its mask bit and matched source centre.
+// position its mask bit, its matched source centre q, and that centre's row and column (q / Ws, q % Ws),
+// found once per call (texture_loss/batch.h) so the per-element math below divides by nothing.
 template <typename T>
 struct TextureBatch {
   const T* target;
   const T* source;
   const bool* t_mask;
   const int64_t* index;
+  const int64_t* match_y;
+  const int64_t* match_x;
   int64_t C, Ht, Wt, Hs, Ws;
   int radius;
 };
@@ -134,35 +137,41 @@ NPS_HOST_DEVICE inline bool texture_index_ok(const TextureBatch<T>& g, int64_t l
 template <typename T>
 NPS_HOST_DEVICE inline T texture_term_at(const TextureBatch<T>& g, int64_t l) {
   if (!g.t_mask[l]) return T(0);
-  const int64_t b = l / (g.Ht * g.Wt), p = l % (g.Ht * g.Wt), q = g.index[l];
+  const int64_t b = l / (g.Ht * g.Wt), p = l % (g.Ht * g.Wt);
   return patch_pair_distance(PatchRef<T>{g.target + b * g.C * g.Ht * g.Wt, g.Ht, g.Wt, p / g.Wt, p % g.Wt},
-                             PatchRef<T>{g.source + b * g.C * g.Hs * g.Ws, g.Hs, g.Ws, q / g.Ws, q % g.Ws}, g.C,
-                             g.radius, kMetricL2);
+                             PatchRef<T>{g.source + b * g.C * g.Hs * g.Ws, g.Hs, g.Ws, g.match_y[l], g.match_x[l]},
+                             g.C, g.radius, kMetricL2);
 }
 
-// d/d target[b, c, y, x] of sum_i ||P_i - P_nn(i)||^2 (before the 2/N scale) for l = flat (b, c, y, x), as
-// a gather: every masked target centre p whose patch covers (y, x) contributes
+// d/d target[b, c, y, x] of sum_i ||P_i - P_nn(i)||^2 (before the 2/N scale), bc = b * C + c, as a
+// gather: every masked target centre p whose patch covers (y, x) contributes
 // target[c, y, x] - source[c, nn(p) + ((y, x) - p)]. Summing in a fixed offset order makes the gradient
 // deterministic with no atomics.
 template <typename T>
-NPS_HOST_DEVICE inline T texture_grad_at(const TextureBatch<T>& g, int64_t l) {
-  const int64_t x = l % g.Wt, y = (l / g.Wt) % g.Ht, bc = l / (g.Ht * g.Wt), b = bc / g.C;
-  const T v = g.target[l];
+NPS_HOST_DEVICE inline T texture_grad_at(const TextureBatch<T>& g, int64_t bc, int64_t y, int64_t x) {
+  const int64_t b = bc / g.C, plane = b * g.Ht * g.Wt;
+  const T v = g.target[(bc * g.Ht + y) * g.Wt + x];
   const T* s_plane = g.source + bc * g.Hs * g.Ws;
-  const bool* mask = g.t_mask + b * g.Ht * g.Wt;
-  const int64_t* index = g.index + b * g.Ht * g.Wt;
+  const bool* mask = g.t_mask + plane;
+  const int64_t* match_y = g.match_y + plane;
+  const int64_t* match_x = g.match_x + plane;
   T acc = 0;
   for (int dy = -g.radius; dy <= g.radius; ++dy) {
     const int64_t py = y - dy;
     if (py < 0 || py >= g.Ht) continue;
     for (int dx = -g.radius; dx <= g.radius; ++dx) {
-      const int64_t px = x - dx;
-      if (px < 0 || px >= g.Wt || !mask[py * g.Wt + px]) continue;
-      const int64_t q = index[py * g.Wt + px];
-      acc += v - padded_at(s_plane, g.Hs, g.Ws, q / g.Ws + dy, q % g.Ws + dx);
+      const int64_t px = x - dx, p = py * g.Wt + px;
+      if (px < 0 || px >= g.Wt || !mask[p]) continue;
+      acc += v - padded_at(s_plane, g.Hs, g.Ws, match_y[p] + dy, match_x[p] + dx);
     }
   }
   return acc;
+}
+
+// The same for the flat element l = flat (b, c, y, x).
+template <typename T>
+NPS_HOST_DEVICE inline T texture_grad_at(const TextureBatch<T>& g, int64_t l) {
+  return texture_grad_at(g, l / (g.Ht * g.Wt), (l / g.Wt) % g.Ht, l % g.Wt);
 }
 
 }  // namespace npsynth

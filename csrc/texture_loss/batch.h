@@ -7,12 +7,22 @@
 
 namespace npsynth {
 
+// The matched centres' rows and columns in the source map (TextureBatch::match_y, match_x), as tensor ops
+// on the index's device. Where the mask is off the index may hold anything; those entries are never read.
+struct TextureMatches {
+  at::Tensor y, x;
+  TextureMatches(const at::Tensor& index, int64_t Ws)
+      : y(index.div(Ws, "floor").contiguous()), x(index.remainder(Ws).contiguous()) {}
+};
+
+// The kernels' view of the inputs; `matches` must outlive every kernel given the result.
 template <typename T>
 TextureBatch<T> texture_batch(const at::Tensor& target, const at::Tensor& source, const at::Tensor& index,
-                              const at::Tensor& target_mask, int64_t patch_size) {
+                              const at::Tensor& target_mask, int64_t patch_size, const TextureMatches& matches) {
   return TextureBatch<T>{target.data_ptr<T>(), source.data_ptr<T>(), target_mask.data_ptr<bool>(),
-                         index.data_ptr<int64_t>(), target.size(1), target.size(2), target.size(3),
-                         source.size(2), source.size(3), static_cast<int>(patch_size / 2)};
+                         index.data_ptr<int64_t>(), matches.y.data_ptr<int64_t>(), matches.x.data_ptr<int64_t>(),
+                         target.size(1), target.size(2), target.size(3), source.size(2), source.size(3),
+                         static_cast<int>(patch_size / 2)};
 }
 
 // Number of masked targets, at least 1 so an empty mask gives a zero loss rather than 0/0.

@@ -19,8 +19,9 @@ at::Tensor texture_loss_cpu(const at::Tensor& target, const at::Tensor& source, 
   check_texture_loss(target, source, index, target_mask, patch_size);
   check_index_in_range(source, index, target_mask);
   at::Tensor terms = at::empty(target_mask.sizes(), target.options());
+  const TextureMatches matches(index, source.size(3));
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "texture_loss_cpu", [&] {
-    const auto g = texture_batch<scalar_t>(target, source, index, target_mask, patch_size);
+    const auto g = texture_batch<scalar_t>(target, source, index, target_mask, patch_size, matches);
     scalar_t* out = terms.data_ptr<scalar_t>();
     at::parallel_for(0, terms.numel(), 64, [&](int64_t a, int64_t b) {
       for (int64_t l = a; l < b; ++l) out[l] = texture_term_at(g, l);
@@ -38,19 +39,20 @@ at::Tensor texture_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& t
   at::Tensor grad_target = at::zeros_like(target);
   // Only rows within `radius` of a masked row receive gradient: skip the rest of the map.
   const at::Tensor row_used = target_mask.any(2).contiguous();  // [B, Ht]
+  const TextureMatches matches(index, source.size(3));
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "texture_loss_backward_cpu", [&] {
-    const auto g = texture_batch<scalar_t>(target, source, index, target_mask, patch_size);
+    const auto g = texture_batch<scalar_t>(target, source, index, target_mask, patch_size, matches);
     const scalar_t scale = texture_grad_scale(grad, target_mask).item<scalar_t>();
     const bool* used = row_used.data_ptr<bool>();
     scalar_t* out = grad_target.data_ptr<scalar_t>();
     at::parallel_for(0, grad_target.numel() / Wt, 1, [&](int64_t a, int64_t b) {
       for (int64_t row = a; row < b; ++row) {  // row = flat (b, c, y)
-        const int64_t y = row % Ht, bi = row / (C * Ht);
+        const int64_t y = row % Ht, bc = row / Ht, bi = bc / C;
         bool near = false;
         for (int64_t py = std::max<int64_t>(0, y - radius); py <= std::min(Ht - 1, y + radius); ++py)
           near = near || used[bi * Ht + py];
         if (!near) continue;
-        for (int64_t l = row * Wt; l < (row + 1) * Wt; ++l) out[l] = scale * texture_grad_at(g, l);
+        for (int64_t x = 0; x < Wt; ++x) out[row * Wt + x] = scale * texture_grad_at(g, bc, y, x);
       }
     });
   });

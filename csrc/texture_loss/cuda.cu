@@ -41,9 +41,11 @@ at::Tensor texture_loss_cuda(const at::Tensor& target, const at::Tensor& source,
   at::Tensor terms = at::empty(target_mask.sizes(), target.options());
   const int64_t n = terms.numel();
   if (n > 0) {
+    const TextureMatches matches(index, source.size(3));
     AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "texture_loss_cuda", [&] {
       NPS_LAUNCH(texture_terms_kernel<scalar_t>, grid_for(n), kBlock, gpu::current_stream())(
-          texture_batch<scalar_t>(target, source, index, target_mask, patch_size), n, terms.data_ptr<scalar_t>());
+          texture_batch<scalar_t>(target, source, index, target_mask, patch_size, matches), n,
+          terms.data_ptr<scalar_t>());
       NPS_LAUNCH_CHECK();
     });
   }
@@ -59,9 +61,10 @@ at::Tensor texture_loss_backward_cuda(const at::Tensor& grad, const at::Tensor& 
   const int64_t n = grad_target.numel();
   if (n > 0) {
     const at::Tensor scale = texture_grad_scale(grad, target_mask).to(target.scalar_type()).contiguous();
+    const TextureMatches matches(index, source.size(3));
     AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "texture_loss_backward_cuda", [&] {
       NPS_LAUNCH(texture_grad_kernel<scalar_t>, grid_for(n), kBlock, gpu::current_stream())(
-          texture_batch<scalar_t>(target, source, index, target_mask, patch_size), n, target_mask.numel(),
+          texture_batch<scalar_t>(target, source, index, target_mask, patch_size, matches), n, target_mask.numel(),
           scale.data_ptr<scalar_t>(),
           grad_target.data_ptr<scalar_t>());
       NPS_LAUNCH_CHECK();
