@@ -159,7 +159,8 @@ def optimise(net, start, hole, inside, iters, opts, label, coarse=None, seed=0):
         e = content(x, v)
         if terms and opts.alpha:
             feats = window_features(x)
-            e = e + opts.alpha * sum(t.energy(feats[name][0]) for name, t in terms.items()) / len(terms)
+            # squeeze, not [0]: its backward is a view, where select's zero-fills the whole map and copies
+            e = e + opts.alpha * sum(t.energy(feats[name].squeeze(0)) for name, t in terms.items()) / len(terms)
         if opts.beta:
             tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2 * pair_x).sum() + ((x[:, 1:, :] - x[:, :-1, :]) ** 2 * pair_y).sum()
             e = e + opts.beta * tv / (3 * flat_hole.numel())

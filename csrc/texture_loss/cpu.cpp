@@ -36,8 +36,9 @@ at::Tensor texture_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& t
   check_index_in_range(source, index, target_mask);
   NPS_CHECK(grad.numel() == 1, "npsynth: texture_loss_backward expects a scalar grad, got ", grad.sizes());
   const int64_t C = target.size(1), Ht = target.size(2), Wt = target.size(3), radius = patch_size / 2;
-  at::Tensor grad_target = at::zeros_like(target);
-  // Only rows within `radius` of a masked row receive gradient: skip the rest of the map.
+  at::Tensor grad_target = at::empty_like(target);
+  // Only rows within `radius` of a masked row receive gradient: the rest of the map is set to zero, so
+  // every element is written once.
   const at::Tensor row_used = target_mask.any(2).contiguous();  // [B, Ht]
   const TextureMatches matches(index, source.size(3));
   AT_DISPATCH_FLOATING_TYPES(target.scalar_type(), "texture_loss_backward_cpu", [&] {
@@ -51,7 +52,10 @@ at::Tensor texture_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& t
         bool near = false;
         for (int64_t py = std::max<int64_t>(0, y - radius); py <= std::min(Ht - 1, y + radius); ++py)
           near = near || used[bi * Ht + py];
-        if (!near) continue;
+        if (!near) {
+          std::fill(out + row * Wt, out + (row + 1) * Wt, scalar_t(0));
+          continue;
+        }
         for (int64_t x = 0; x < Wt; ++x) out[row * Wt + x] = scale * texture_grad_at(g, bc, y, x);
       }
     });
