@@ -86,14 +86,20 @@ class PatchFolder:
         self.y0, self.x0 = int(ty.min()) - r, int(tx.min()) - r
         self.h, self.w = int(ty.max()) + r + 1 - self.y0, int(tx.max()) + r + 1 - self.x0
         self.local = (ty - self.y0 - r) * (self.w - 2 * r) + (tx - self.x0 - r)
+        # Targets that fill their box (a box-shaped hole's): t is sorted, so local is then every column in
+        # order, and the columns are the values themselves, with no zeros to lay down or scatter into.
+        self.dense = len(t) == (self.h - 2 * r) * (self.w - 2 * r)
 
     def __call__(self, values, weights, fallback):
         """values [C, PATCH^2, targets], weights [PATCH^2, targets] -> [C, n, n]."""
         r, n = PATCH // 2, self.n
         C = values.shape[0]
-        cols = values.new_zeros((C + 1) * PATCH * PATCH, (self.h - 2 * r) * (self.w - 2 * r))
-        cols[: C * PATCH * PATCH, self.local] = (values * weights).flatten(0, 1)
-        cols[C * PATCH * PATCH:, self.local] = weights
+        if self.dense:
+            cols = torch.cat([(values * weights).flatten(0, 1), weights])
+        else:
+            cols = values.new_zeros((C + 1) * PATCH * PATCH, (self.h - 2 * r) * (self.w - 2 * r))
+            cols[: C * PATCH * PATCH, self.local] = (values * weights).flatten(0, 1)
+            cols[C * PATCH * PATCH:, self.local] = weights
         sums = F.fold(cols[None], (self.h, self.w), PATCH)[0]  # [C + 1, h, w]: weighted sums, then weights
         ys = slice(max(self.y0, 0), min(self.y0 + self.h, n))
         xs = slice(max(self.x0, 0), min(self.x0 + self.w, n))
