@@ -8,7 +8,7 @@ import torch
 import npsynth_ext as nx
 from npsynth_ext.fields import CELL, cells_to_pixels, hole_radius, upsample_field
 from npsynth_ext.masks import dilate
-from npsynth_ext.pixels import MAX_EXPONENT, PATCH, PixelMatcher, roughness
+from npsynth_ext.pixels import MAX_EXPONENT, PATCH, PatchFolder, PixelMatcher, roughness
 
 
 def test_cells_to_pixels_keeps_each_pixels_place_in_its_cell():
@@ -65,16 +65,23 @@ def reference_vote(rgb, hole, targets, index, dist, sharpness):
     return out
 
 
+@pytest.mark.parametrize("box", [True, False])
 @pytest.mark.parametrize("sharpness,far", [(0.5, 1.0), (3.0, 1.0), (0.5, 1e4)])
-def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness, far):
+def test_vote_is_the_weighted_mean_of_the_covering_patches(sharpness, far, box):
     """far: the distances of the matches around one corner of the hole are scaled by it, so with 1e4 the
-    pixels there are covered by poor matches only, and the best of them must still decide."""
+    pixels there are covered by poor matches only, and the best of them must still decide. box: the
+    targets fill their bounding box (PatchFolder's dense columns), or an L-shaped hole's do not."""
     g = torch.Generator().manual_seed(2)
     n = 23
     rgb = torch.rand(3, n, n, generator=g, dtype=torch.float64)
     hole = torch.zeros(n, n, dtype=torch.bool)
     hole[9:14, 2:8] = True  # near the left border: some covering patches stick out of the frame
+    if not box:
+        hole[14:20, 12:15] = True
+        hole[9:14, 8:15] = True
     matcher = PixelMatcher(hole, torch.ones(n, n, dtype=torch.bool))
+    targets = matcher.targets.flatten().nonzero().flatten()
+    assert PatchFolder(targets, n).dense == box
     sources = matcher.sources.flatten().nonzero().flatten()
     index = sources[torch.randint(0, len(sources), (n, n), generator=g)].view(n, n)
     index = torch.where(matcher.targets, index, -1)
