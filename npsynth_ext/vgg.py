@@ -98,8 +98,8 @@ class TextureNet(nn.Module):
     """VGG-19 to relu4_1. forward(rgb) takes [B, 3, H, W] RGB in 0..1 and returns {layer: features} for
     LAYERS (contiguous float32), applying the preprocessing its weights were trained with. The convolutions
     run channels-last, which is faster forward + backward on the CPU (docs/benchmarks.md), and in `dtype`:
-    float32, or bfloat16 on a copy of the layers cast once (casting the weights at every call, as autocast
-    does, costs about 4% of a bfloat16 pass). The preprocessing and the features handed back stay float32,
+    float32, or bfloat16 on a copy of the layers cast once (autocast would cast every weight again at every
+    call; docs/benchmarks.md). The preprocessing and the features handed back stay float32,
     so a loss on them and its gradient with respect to `rgb` are float32 too."""
 
     def __init__(self, features, preprocessing):
