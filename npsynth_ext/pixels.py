@@ -76,7 +76,7 @@ def patch_offsets(width, device=None):
 class PatchFolder:
     """Weighted means of per-patch values laid over the frame: each target patch (centre t, flat in an
     n x n frame) spreads its PATCH x PATCH values with its weights; pixels that no weight reaches keep
-    `fallback`."""
+    `fallback`. t must be sorted and without repeats, as nonzero() gives it."""
 
     def __init__(self, t, n):
         r = PATCH // 2

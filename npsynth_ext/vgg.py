@@ -77,12 +77,13 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def has_fast_bfloat16(device):
-    """Whether `device` runs bfloat16 convolutions natively and so faster than float32: a CPU with AMX or
-    AVX512-BF16 (oneDNN's bfloat16 kernels; elsewhere it would emulate them, slower than float32). CUDA
-    answers False until bfloat16 is measured there (docs/benchmarks.md)."""
+    """Whether `device` runs bfloat16 convolutions natively: a CPU with AMX or AVX512-BF16, where oneDNN has
+    bfloat16 kernels (elsewhere it emulates them). CUDA answers False until bfloat16 is measured there
+    (docs/benchmarks.md). torch's CPU probes are private: a torch without them answers False."""
     if torch.device(device).type != "cpu":
         return False
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
 
 
 def compute_dtype(precision, device):
@@ -123,13 +124,16 @@ class TextureNet(nn.Module):
         self._cast = {}  # {(dtype, device): a copy of self.features in dtype}, made on first use
 
     def layers_in(self, dtype):
-        """self.features in `dtype`, on the device the network is on now."""
+        """self.features in `dtype`, on the device the network is on now. Another dtype's copy is made on
+        first use and kept: weights changed after that (load_state_dict) need `self._cast.clear()`."""
         if dtype == torch.float32:
             return self.features
         key = (dtype, self.scale.device)
-        if key not in self._cast:
-            self._cast = {key: copy.deepcopy(self.features).to(dtype)}
-        return self._cast[key]
+        layers = self._cast.get(key)
+        if layers is None:
+            layers = copy.deepcopy(self.features).to(dtype)
+            self._cast = {key: layers}
+        return layers
 
     def preprocess(self, rgb):
         x = rgb * self.scale - self.shift

@@ -114,7 +114,8 @@ NPS_HOST_DEVICE NPS_INLINED void nn_merge(T d, int64_t j, T& best_d, int64_t& be
 
 // The inputs of texture_loss for a batch: [B, C, Ht, Wt] target, [B, C, Hs, Ws] source, and per target
 // position its mask bit, its matched source centre q, and that centre's row and column (q / Ws, q % Ws),
-// found once per call (texture_loss/batch.h) so the per-element math below divides by nothing.
+// found once per call (texture_loss/batch.h) so the per-element math below does not divide by Ws for
+// every element and neighbour.
 template <typename T>
 struct TextureBatch {
   const T* target;

@@ -15,7 +15,9 @@ struct TextureMatches {
       : y(index.div(Ws, "floor").contiguous()), x(index.remainder(Ws).contiguous()) {}
 };
 
-// The kernels' view of the inputs; `matches` must outlive every kernel given the result.
+// The kernels' view of the inputs. `matches` must live until those kernels are launched: on the CPU they
+// run before the call returns; on CUDA the caching allocator does not hand its memory out again before
+// the kernels queued on the stream that freed it have run.
 template <typename T>
 TextureBatch<T> texture_batch(const at::Tensor& target, const at::Tensor& source, const at::Tensor& index,
                               const at::Tensor& target_mask, int64_t patch_size, const TextureMatches& matches) {

@@ -25,7 +25,8 @@ def _boolean(text):
 
 # FillOptions fields a client may set, each with the parser of its form value and what it means (for the
 # OpenAPI docs and docs/api.md). Left out on purpose: paths on the server's disk (vgg_weights, save_steps),
-# a loaded content network, the device (the server's own) and the progress bars.
+# a loaded content network, the device and VGG's precision (the server's own: vgg_precision stays "auto")
+# and the progress bars.
 OPTIONS = {
     "seed": (int, "seeds the fill's random choices (integer)"),
     "iters": (_integers(3), "L-BFGS iterations at the coarsest, middle and finest level, e.g. '100 40 0'"),
