@@ -174,6 +174,13 @@ def vgg_unit_seconds(net, device, repeats):
     return median_seconds(once, device, repeats)
 
 
+def dtype_name(precision, device):
+    """The dtype VGG runs in for FillOptions.vgg_precision `precision` on `device`, e.g. 'bfloat16'."""
+    from npsynth_ext.vgg import compute_dtype
+
+    return str(compute_dtype(precision, device)).removeprefix("torch.")
+
+
 def end_to_end_fill(device, repeats, precisions):
     """The demo fill (photo with a centre hole half its side) with default options at frames of 128, 256
     and 512, for each of `precisions` (FillOptions.vgg_precision): median total and the per-scale split of
@@ -184,18 +191,18 @@ def end_to_end_fill(device, repeats, precisions):
     from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK
     from npsynth_ext.options import FillOptions
     from npsynth_ext.pipeline import fill_u8
-    from npsynth_ext.vgg import compute_dtype, load_texture_net
+    from npsynth_ext.vgg import load_texture_net
 
     net = load_texture_net(device=device)
     unit = vgg_unit_seconds(net, device, repeats)
+    frames = {side: (np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy(),
+                     np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0)
+              for side in (128, 256, 512)}
     for precision in precisions:
-        dtype = str(compute_dtype(precision, device)).replace("torch.", "")
         print(f"\nend-to-end fill of the demo photo (hole: the centre half of each side), default options, "
-              f"vgg_precision {precision} (VGG in {dtype}), {repeats} runs; VGG unit (float32 VGG-19 "
-              f"forward+backward to relu4_1 at 512x512, this process): {unit * 1e3:.1f} ms")
-        for side in (128, 256, 512):
-            image = np.asarray(Image.open(DEMO_IMAGE).convert("RGB").resize((side, side), Image.BICUBIC)).copy()
-            hole = np.asarray(Image.open(DEMO_MASK).resize((side, side), Image.NEAREST)) > 0
+              f"vgg_precision {precision} (VGG in {dtype_name(precision, device)}), {repeats} runs; VGG unit "
+              f"(float32 VGG-19 forward+backward to relu4_1 at 512x512, this process): {unit * 1e3:.1f} ms")
+        for side, (image, hole) in frames.items():
             runs = []
             for _ in range(repeats):
                 timings = {}

@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import vgg_unit_seconds  # noqa: E402
+from compare import dtype_name, vgg_unit_seconds  # noqa: E402
 
 from npsynth_ext import optimise, pipeline, pixels  # noqa: E402
 from npsynth_ext.fill_command import DEMO_IMAGE, DEMO_MASK  # noqa: E402
-from npsynth_ext.vgg import PRECISIONS, compute_dtype, load_texture_net  # noqa: E402
+from npsynth_ext.vgg import PRECISIONS, load_texture_net  # noqa: E402
 
 SPENT = defaultdict(float)
 CHILDREN = [0.0]  # seconds spent in wrapped stages called by the stage now running (a stack)
@@ -104,7 +104,7 @@ def main():
     total, spent = runs[len(runs) // 2]
     spent["L-BFGS and VGG"] = spent.pop("optimise", 0.0)
     spent["the rest (framing, resizing, copies)"] = total - sum(spent.values())
-    dtype = str(compute_dtype(args.vgg_precision, args.device)).replace("torch.", "")
+    dtype = dtype_name(args.vgg_precision, args.device)
     print(f"{args.side}x{args.side} demo fill on {args.device}, VGG in {dtype}: median of {args.repeats} runs "
           f"{total:.3f} s = {total / unit:.1f} VGG units (VGG unit {unit * 1e3:.1f} ms); all runs "
           + ", ".join(f"{r[0]:.3f}" for r in runs) + " s")
