@@ -12,9 +12,9 @@
 Source patches (fields.source_centres on the layer's grid) come from the features of the level's start and
 are held constant; the matches are recomputed every REMATCH_EVERY L-BFGS iterations and held constant in
 between, as in the paper. A level's first match is exact (patch_nn) up to EXACT_START_SIDE; the re-matches
-run a few PatchMatch iterations from the previous matches. Each step runs VGG only on a window around the
-hole wide enough that every feature the texture term reads is exactly what the whole frame would give
-(vgg_window).
+run a few PatchMatch iterations from the previous matches. Each step runs VGG only on what the texture
+term reads, each layer cut down to what the layers after it need (vgg.TextureNet.crop_for), so every
+feature it reads, and the gradient, are exactly what the whole frame would give.
 """
 import torch
 import torch.nn.functional as F
@@ -31,22 +31,25 @@ REMATCH_EVERY = 10  # L-BFGS iterations between nearest-neighbour searches
 REMATCH_ITERS = 2  # PatchMatch iterations per re-match: the features move little between re-matches
 
 
-# VGG's receptive field: a relu4_1 feature sees 68x68 pixels, and its cells are 8 pixels apart.
-VGG_MARGIN = 72  # pixels around the hole: 2 cells of patch reach + half the receptive field, rounded up
-VGG_STRIDE = 8
+# The grid the targets and their matches are laid on (match_grid): the hole's bounding box grown by
+# GRID_MARGIN pixels, on the relu4_1 cell grid. PatchMatch draws its random candidates by a target's place
+# on this grid, so another margin gives other matches: this one is what VGG's whole window was before VGG
+# was cut down to what the texture term reads (2 cells of patch reach and half of relu4_1's 68 px receptive
+# field, rounded up).
+GRID_MARGIN = 72
+GRID_STRIDE = 8
 
 
-def vgg_window(hole):
-    """(y0, y1, x0, x1): the part of the frame VGG must see for the texture term: the hole's bounding
-    box grown by VGG_MARGIN, on the relu4_1 cell grid (so its cells are the frame's cells) and clipped to
-    the frame (where VGG pads the frame with zeros anyway). Every feature a target patch reads is then the
-    same as in the whole frame."""
+def match_grid(hole):
+    """(y0, y1, x0, x1): the part of the frame whose cells, on each texture layer's grid, carry the
+    targets and their matches: the hole's bounding box grown by GRID_MARGIN, on the relu4_1 cell grid (so
+    its cells are the frame's cells), clipped to the frame."""
     n_y, n_x = hole.shape
     ys, xs = hole.any(1).nonzero(), hole.any(0).nonzero()
 
     def span(idx, n):
-        lo = max(0, (int(idx.min()) - VGG_MARGIN) // VGG_STRIDE * VGG_STRIDE)
-        hi = min(n, -(-(int(idx.max()) + 1 + VGG_MARGIN) // VGG_STRIDE) * VGG_STRIDE)
+        lo = max(0, (int(idx.min()) - GRID_MARGIN) // GRID_STRIDE * GRID_STRIDE)
+        hi = min(n, -(-(int(idx.max()) + 1 + GRID_MARGIN) // GRID_STRIDE) * GRID_STRIDE)
         return lo, hi
 
     return (*span(ys, n_y), *span(xs, n_x))
@@ -60,18 +63,17 @@ EXACT_START_SIDE = 512
 
 class TextureTerm:
     """One VGG layer's part of the texture energy at one scale: fixed source patches, the masks, the
-    normaliser, and the current matches. Targets are read from the features of the VGG window, so the
-    target mask and the match field are kept in window coordinates (the matched indices are always flat
-    positions of the whole source map)."""
+    normaliser, and the current matches. The target mask and the match field are kept on the layer's cells
+    of the match grid (match_grid); the matched indices are always flat positions of the whole source map."""
 
-    def __init__(self, source, hole, inside, window, metric, seed):
+    def __init__(self, source, hole, inside, grid, metric, seed):
         hole_l = downscale_mask(hole, source.shape[-2:])
         inside_l = ~downscale_mask(~inside, source.shape[-2:])
         self.source = source
         full_mask = dilate(hole_l, PATCH_SIZE // 2) & inside_l
         self.source_valid = source_centres(hole_l, inside_l, PATCH_SIZE // 2, zero_padded=True)
         stride = hole.shape[-1] // source.shape[-1]
-        self.cells = tuple(slice(a // stride, b // stride) for a, b in (window[:2], window[2:]))
+        self.cells = tuple(slice(a // stride, b // stride) for a, b in (grid[:2], grid[2:]))
         self.target_mask = full_mask[self.cells].contiguous()
         self.metric = metric
         self.side = hole.shape[-1]  # the level's
@@ -83,8 +85,24 @@ class TextureTerm:
         sq = F.avg_pool2d(source.pow(2).sum(0)[None, None], PATCH_SIZE, stride=1, padding=PATCH_SIZE // 2)[0, 0]
         self.norm = (sq[self.source_valid].mean() * PATCH_SIZE**2).clamp_min(1e-12) if self.usable else None
 
+    def read_box(self):
+        """(y0, y1, x0, x1) on the layer's grid: the cells the target patches read, the targets' bounding
+        box grown by the patch's reach (clipped to the map: past it the patches read zeros)."""
+        rows, cols = self.target_mask.any(1).nonzero(), self.target_mask.any(0).nonzero()
+        r = PATCH_SIZE // 2
+        (h, w), (cy, cx) = self.source.shape[-2:], (self.cells[0].start, self.cells[1].start)
+        return (max(0, cy + int(rows.min()) - r), min(h, cy + int(rows.max()) + 1 + r),
+                max(0, cx + int(cols.min()) - r), min(w, cx + int(cols.max()) + 1 + r))
+
+    def on_grid(self, features, box):
+        """features [C, h, w] of `box` (read_box) laid on the match grid's cells, zeros elsewhere (no target
+        patch reads there)."""
+        (cy, cx), (gh, gw) = (self.cells[0].start, self.cells[1].start), self.target_mask.shape
+        y0, y1, x0, x1 = box
+        return F.pad(features, (x0 - cx, cx + gw - x1, y0 - cy, cy + gh - y1))
+
     def rematch(self, features, search):
-        """Match the window's features: exact search if `search` is 'exact', or if there are no matches
+        """Match the features on the match grid: exact search if `search` is 'exact', or if there are no matches
         yet on a level of at most EXACT_START_SIDE; else REMATCH_ITERS of PatchMatch, from the current
         matches or, on a larger level, from its own start (an exact search among small stand-ins of the
         patches), its random search from the whole map down (radius 0)."""
@@ -97,7 +115,7 @@ class TextureTerm:
                                        seed=self.seed * 1000 + self.rematches)
 
     def full_field(self):
-        """The match field on the whole layer grid (-1 outside the window's targets)."""
+        """The match field on the whole layer grid (-1 outside the targets)."""
         field = torch.full(self.source.shape[-2:], -1, dtype=torch.int64, device=self.source.device)
         field[self.cells] = self.index
         return field
@@ -144,23 +162,27 @@ def optimise(net, start, hole, inside, iters, opts, label, coarse=None, seed=0):
     dtype = compute_dtype(opts.vgg_precision, start.device)
     with torch.no_grad():
         source_feats = net(start[None], dtype)
-    y0, y1, x0, x1 = vgg_window(hole)
-
-    def window_features(x):
-        return net(x[None, :, y0:y1, x0:x1], dtype)
-
-    terms = {name: TextureTerm(source_feats[name][0], hole, inside, (y0, y1, x0, x1), opts.metric,
-                               seed=seed * 8 + i)
+    grid = match_grid(hole)
+    terms = {name: TextureTerm(source_feats[name][0], hole, inside, grid, opts.metric, seed=seed * 8 + i)
              for i, name in enumerate(TEXTURE_LAYERS)}
     terms = {name: t for name, t in terms.items() if t.usable}
+    boxes = {name: t.read_box() for name, t in terms.items()}
+    crop = net.crop_for(boxes, start.shape[-1]) if terms else None
+
+    def read_features(x):
+        """{layer: features [C, h, w] on its match grid} of the image x: what the texture term reads."""
+        if not terms:
+            return {}
+        feats = net(x[None], dtype, crop)
+        # squeeze, not [0]: its backward is a view, where select's zero-fills the whole map and copies
+        return {name: t.on_grid(feats[name].squeeze(0), boxes[name]) for name, t in terms.items()}
 
     def energy():
         x = compose(v)
         e = content(x, v)
         if terms and opts.alpha:
-            feats = window_features(x)
-            # squeeze, not [0]: its backward is a view, where select's zero-fills the whole map and copies
-            e = e + opts.alpha * sum(t.energy(feats[name].squeeze(0)) for name, t in terms.items()) / len(terms)
+            feats = read_features(x)
+            e = e + opts.alpha * sum(t.energy(feats[name]) for name, t in terms.items()) / len(terms)
         if opts.beta:
             tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2 * pair_x).sum() + ((x[:, 1:, :] - x[:, :-1, :]) ** 2 * pair_y).sum()
             e = e + opts.beta * tv / (3 * flat_hole.numel())
@@ -171,10 +193,10 @@ def optimise(net, start, hole, inside, iters, opts, label, coarse=None, seed=0):
     while done < iters:
         steps = min(REMATCH_EVERY, iters - done)
         with torch.no_grad():
-            if done == 0:  # v == start: cut the window's targets out of the whole start image's features
+            if done == 0:  # v == start: cut the match grid out of the whole start image's features
                 feats = {name: source_feats[name][0][(slice(None), *t.cells)] for name, t in terms.items()}
             else:
-                feats = {name: f[0] for name, f in window_features(compose(v)).items()}
+                feats = read_features(compose(v))
             for name, t in terms.items():
                 t.rematch(feats[name].contiguous(), opts.search)
         optimizer = torch.optim.LBFGS([v], lr=1, max_iter=steps, history_size=steps, line_search_fn="strong_wolfe",

@@ -9,9 +9,11 @@ file) may be given instead; it expects torchvision preprocessing (RGB, 0..1, mea
 import copy
 import importlib.util
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 # torchvision's vgg19().features indices: the conv layers up to conv4_1, and the ReLUs we read.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19)
@@ -95,6 +97,28 @@ def compute_dtype(precision, device):
     return getattr(torch, precision)
 
 
+@dataclass(frozen=True)
+class FeatureCrop:
+    """The part of a frame that TextureNet.forward computes (TextureNet.crop_for): `window`, the pixels it
+    reads; `cuts`, {layer index: box} where the maps are cut down before that layer (the max pools); `out`,
+    {layer name: box} the part of each layer of LAYERS handed back. Boxes are (y0, y1, x0, x1), the cuts and
+    outs on their layer's grid."""
+    window: tuple
+    cuts: dict
+    out: dict
+
+
+def _grow(box, by, size):
+    y0, y1, x0, x1 = box
+    return max(0, y0 - by), min(size, y1 + by), max(0, x0 - by), min(size, x1 + by)
+
+
+def _union(a, b):
+    if a is None:
+        return b
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
 class TextureNet(nn.Module):
     """VGG-19 to relu4_1. forward(rgb) takes [B, 3, H, W] RGB in 0..1 and returns {layer: features} for
     LAYERS (contiguous float32), applying the preprocessing its weights were trained with. The convolutions
@@ -135,19 +159,90 @@ class TextureNet(nn.Module):
             self._cast = {key: layers}
         return layers
 
+    def crop_for(self, boxes, side):
+        """The FeatureCrop that gives, for each {layer name: box} of `boxes` (on that layer's grid), exactly
+        the features the whole frame (side x side) would give there, computing as little else as it can.
+
+        Walking back from the layers read: a 3x3 convolution needs its output's box grown by one cell, a
+        max pool the box doubled, each clipped to the layer's grid (beyond it VGG pads with zeros, as the
+        whole frame does). The window is the first layer's box. Between two cuts the maps keep their size,
+        and each convolution, zero-padding the map's edge, spoils one more ring inside the edges that are
+        not the frame's; the box cut out before a max pool is that pool's input box, which lies inside the
+        unspoilt part because it was grown by one cell per convolution on the way back."""
+        layers = list(self.features)
+        sizes = []  # each layer's input grid side
+        size = side
+        for layer in layers:
+            sizes.append(size)
+            if isinstance(layer, nn.MaxPool2d):
+                size //= 2
+        wanted = {index: name for name, index in LAYERS.items()}
+        need, cuts = None, {}
+        for index in range(len(layers) - 1, -1, -1):
+            layer = layers[index]
+            if index in wanted and wanted[index] in boxes:
+                need = _union(need, boxes[wanted[index]])
+            if need is None:
+                continue
+            if isinstance(layer, nn.Conv2d):
+                need = _grow(need, layer.kernel_size[0] // 2, sizes[index])
+            elif isinstance(layer, nn.MaxPool2d):
+                need = tuple(min(2 * v, sizes[index]) for v in need)
+                cuts[index] = need
+        return FeatureCrop(window=need, cuts=cuts, out={name: box for name, box in boxes.items()})
+
     def preprocess(self, rgb):
         x = rgb * self.scale - self.shift
         return x.flip(1) if self.preprocessing == "caffe" else x
 
-    def forward(self, rgb, dtype=torch.float32):
+    def forward(self, rgb, dtype=torch.float32, crop=None):
+        """{name: features} for LAYERS of rgb [B, 3, H, W]; given a FeatureCrop, of its window of rgb (the
+        whole frame), and only the layers and boxes it names."""
+        origin = (0, 0)  # where the map x starts on its layer's grid
+        if crop is not None:
+            y0, y1, x0, x1 = crop.window
+            rgb, origin = rgb[..., y0:y1, x0:x1], (y0, x0)
         x = self.preprocess(rgb).to(dtype, memory_format=torch.channels_last)
         out = {}
         wanted = {index: name for name, index in LAYERS.items()}
         for index, layer in enumerate(self.layers_in(dtype)):
+            if crop is not None and index in crop.cuts:
+                x, origin = _cut(x, origin, crop.cuts[index])
             x = layer(x)
-            if index in wanted:
-                out[wanted[index]] = x.to(torch.float32, memory_format=torch.contiguous_format)
+            if isinstance(layer, nn.MaxPool2d):
+                origin = (origin[0] // 2, origin[1] // 2)
+            if index in wanted and (crop is None or wanted[index] in crop.out):
+                part = x if crop is None else _cut(x, origin, crop.out[wanted[index]])[0]
+                out[wanted[index]] = part.to(torch.float32, memory_format=torch.contiguous_format)
         return out
+
+
+def _cut(x, origin, box):
+    """The box (on the layer's grid) of the map x, which starts at origin, as a channels-last map; and the
+    box's origin."""
+    y0, y1, x0, x1 = box
+    oy, ox = origin
+    h, w = x.shape[-2:]
+    assert oy <= y0 and ox <= x0 and y1 - oy <= h and x1 - ox <= w, (origin, box, x.shape)
+    if (y0 - oy, y1 - oy, x0 - ox, x1 - ox) == (0, h, 0, w):
+        return x, origin
+    return _Cut.apply(x, y0 - oy, y1 - oy, x0 - ox, x1 - ox), (y0, x0)
+
+
+class _Cut(torch.autograd.Function):
+    """x[..., y0:y1, x0:x1] copied to a channels-last map, whose gradient comes back channels-last too,
+    padded with zeros in one pass: a plain slice's gradient is a channels-first map of zeros written twice,
+    and the ReLU before it then takes its gradient through a slow path for maps of mixed layouts."""
+
+    @staticmethod
+    def forward(ctx, x, y0, y1, x0, x1):
+        h, w = x.shape[-2:]
+        ctx.pad = (x0, w - x1, y0, h - y1)
+        return x[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return F.pad(grad.contiguous(memory_format=torch.channels_last), ctx.pad), None, None, None, None
 
 
 def load_texture_net(weights=None, device="cpu"):

@@ -140,3 +140,40 @@ def test_bfloat16_features_and_gradients_follow_float32(trained):
         assert 1e-3 < (f16[layer] - f32[layer]).norm() / f32[layer].norm() < 0.02
     assert (g16 - g32).norm() / g32.norm() < 0.15
     assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.98
+
+
+@pytest.mark.parametrize("side, boxes", [
+    (256, {"relu3_1": (14, 50, 14, 50), "relu4_1": (6, 26, 6, 26)}),  # a centre hole's reads
+    (200, {"relu3_1": (0, 9, 38, 50), "relu4_1": (0, 5, 18, 25)}),  # the top right corner; odd grids (25)
+    (136, {"relu4_1": (3, 9, 2, 7)}),  # one layer only
+    (96, {"relu3_1": (5, 11, 7, 20)}),
+], ids=["centre", "corner_odd_grid", "relu4_1_only", "relu3_1_only"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_a_crop_gives_the_whole_frames_features_and_gradient(trained, side, boxes, dtype):
+    """Through a FeatureCrop, VGG hands back the whole frame's features in the boxes asked for, and a loss
+    on them has the whole frame's gradient with respect to every pixel: the same sums, rounded alike where
+    the maps' shapes let oneDNN pick the same kernels (on the harness's frames, bit for bit) and within
+    float32's rounding (1e-6 of the largest feature) where they do not; bfloat16 rounds such a difference
+    on to 8 bits. A feature spoilt by a crop's edge is off by a good part of its size. And the crop reads
+    less than the frame."""
+    rgb = torch.from_numpy(data.chelsea()[:side, 40:40 + side].copy()).permute(2, 0, 1)[None].float() / 255
+    crop = trained.crop_for(boxes, side)
+    y0, y1, x0, x1 = crop.window
+    assert (y1 - y0) * (x1 - x0) < side * side
+    weights = {name: torch.randn(trained(rgb[..., :8, :8])[name].shape[1], b[1] - b[0], b[3] - b[2],
+                                 generator=torch.Generator().manual_seed(1)) for name, b in boxes.items()}
+    results = []
+    for use in (None, crop):
+        x = rgb.clone().requires_grad_()
+        feats = trained(x, dtype, use)
+        if use:
+            assert sorted(feats) == sorted(boxes)
+        parts = {name: feats[name][0] if use else feats[name][0][:, b[0]:b[1], b[2]:b[3]]
+                 for name, b in boxes.items()}
+        sum((parts[name] * weights[name]).sum() for name in parts).backward()
+        results.append(({k: p.detach() for k, p in parts.items()}, x.grad))
+    (whole, whole_grad), (cut, cut_grad) = results
+    tol = 1e-5 if dtype == torch.float32 else 1e-2
+    for name in boxes:
+        torch.testing.assert_close(cut[name], whole[name], rtol=0, atol=tol * whole[name].abs().max().item())
+    torch.testing.assert_close(cut_grad, whole_grad, rtol=0, atol=tol * whole_grad.abs().max().item())
