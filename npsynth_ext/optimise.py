@@ -13,8 +13,8 @@ Source patches (fields.source_centres on the layer's grid) come from the feature
 are held constant; the matches are recomputed every REMATCH_EVERY L-BFGS iterations and held constant in
 between, as in the paper. A level's first match is exact (patch_nn) up to EXACT_START_SIDE; the re-matches
 run a few PatchMatch iterations from the previous matches. Each step runs VGG only on what the texture
-term reads, each layer cut down to what the layers after it need (vgg.TextureNet.crop_for), so every
-feature it reads, and the gradient, are exactly what the whole frame would give.
+term reads, each layer cut down to what the layers after it need (vgg.TextureNet.crop_for): every feature
+it reads, and the gradient, are the same sums as over the whole frame.
 """
 import torch
 import torch.nn.functional as F
@@ -32,10 +32,10 @@ REMATCH_ITERS = 2  # PatchMatch iterations per re-match: the features move littl
 
 
 # The grid the targets and their matches are laid on (match_grid): the hole's bounding box grown by
-# GRID_MARGIN pixels, on the relu4_1 cell grid. PatchMatch draws its random candidates by a target's place
-# on this grid, so another margin gives other matches: this one is what VGG's whole window was before VGG
-# was cut down to what the texture term reads (2 cells of patch reach and half of relu4_1's 68 px receptive
-# field, rounded up).
+# GRID_MARGIN pixels, on the relu4_1 cell grid. It must hold every cell a target patch reads, the hole's
+# cells grown by two (16 px at relu4_1). PatchMatch draws its random candidates by a target's place on this
+# grid, so another margin gives other matches and other fills: 72 px is the margin the fills were judged
+# with.
 GRID_MARGIN = 72
 GRID_STRIDE = 8
 

@@ -20,6 +20,7 @@ CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19)
 CAFFE_NAMES = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2",
                "block3_conv3", "block3_conv4", "block4_conv1")
 LAYERS = {"relu3_1": 11, "relu4_1": 20}
+LAYER_AT = {index: name for name, index in LAYERS.items()}
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
@@ -99,13 +100,14 @@ def compute_dtype(precision, device):
 
 @dataclass(frozen=True)
 class FeatureCrop:
-    """The part of a frame that TextureNet.forward computes (TextureNet.crop_for): `window`, the pixels it
-    reads; `cuts`, {layer index: box} where the maps are cut down before that layer (the max pools); `out`,
-    {layer name: box} the part of each layer of LAYERS handed back. Boxes are (y0, y1, x0, x1), the cuts and
-    outs on their layer's grid."""
+    """The part of a side x side frame that TextureNet.forward computes (TextureNet.crop_for): `window`,
+    the pixels it reads; `cuts`, {layer index: box} where the maps are cut down before that layer (the max
+    pools); `boxes`, {layer name: box} the part of each layer of LAYERS handed back, and only those layers.
+    Boxes are (y0, y1, x0, x1), the cuts and the boxes handed back on their layer's grid."""
+    side: int
     window: tuple
     cuts: dict
-    out: dict
+    boxes: dict
 
 
 def _grow(box, by, size):
@@ -160,8 +162,9 @@ class TextureNet(nn.Module):
         return layers
 
     def crop_for(self, boxes, side):
-        """The FeatureCrop that gives, for each {layer name: box} of `boxes` (on that layer's grid), exactly
-        the features the whole frame (side x side) would give there, computing as little else as it can.
+        """The FeatureCrop that gives, for each {layer name: box} of `boxes` (on that layer's grid), the
+        features the whole frame (side x side) would give there (the same sums; oneDNN may round them
+        otherwise on maps of other shapes), computing as little else as it can.
 
         Walking back from the layers read: a 3x3 convolution needs its output's box grown by one cell, a
         max pool the box doubled, each clipped to the layer's grid (beyond it VGG pads with zeros, as the
@@ -169,51 +172,62 @@ class TextureNet(nn.Module):
         and each convolution, zero-padding the map's edge, spoils one more ring inside the edges that are
         not the frame's; the box cut out before a max pool is that pool's input box, which lies inside the
         unspoilt part because it was grown by one cell per convolution on the way back."""
+        if not boxes or not set(boxes) <= set(LAYERS):
+            raise ValueError(f"crop_for needs boxes of some of {list(LAYERS)}, got {list(boxes)}")
         layers = list(self.features)
         sizes = []  # each layer's input grid side
         size = side
         for layer in layers:
             sizes.append(size)
-            if isinstance(layer, nn.MaxPool2d):
+            if isinstance(layer, nn.Conv2d):  # the walk below assumes VGG's "same" 3x3 convolutions
+                assert layer.kernel_size == (3, 3) and layer.padding == (1, 1) and layer.stride == (1, 1), layer
+            elif isinstance(layer, nn.MaxPool2d):
+                assert layer.kernel_size == 2 and layer.stride == 2, layer
                 size //= 2
-        wanted = {index: name for name, index in LAYERS.items()}
         need, cuts = None, {}
         for index in range(len(layers) - 1, -1, -1):
             layer = layers[index]
-            if index in wanted and wanted[index] in boxes:
-                need = _union(need, boxes[wanted[index]])
+            if LAYER_AT.get(index) in boxes:
+                need = _union(need, boxes[LAYER_AT[index]])
             if need is None:
                 continue
             if isinstance(layer, nn.Conv2d):
-                need = _grow(need, layer.kernel_size[0] // 2, sizes[index])
+                need = _grow(need, 1, sizes[index])
             elif isinstance(layer, nn.MaxPool2d):
                 need = tuple(min(2 * v, sizes[index]) for v in need)
                 cuts[index] = need
-        return FeatureCrop(window=need, cuts=cuts, out={name: box for name, box in boxes.items()})
+        return FeatureCrop(side=side, window=need, cuts=cuts, boxes=dict(boxes))
 
     def preprocess(self, rgb):
         x = rgb * self.scale - self.shift
         return x.flip(1) if self.preprocessing == "caffe" else x
 
     def forward(self, rgb, dtype=torch.float32, crop=None):
-        """{name: features} for LAYERS of rgb [B, 3, H, W]; given a FeatureCrop, of its window of rgb (the
-        whole frame), and only the layers and boxes it names."""
+        """{name: features} for LAYERS of rgb [B, 3, H, W]; given a FeatureCrop, rgb is its whole frame, and
+        only the window is read and only the layers and boxes it names are handed back."""
         origin = (0, 0)  # where the map x starts on its layer's grid
+        wanted = LAYERS
         if crop is not None:
+            if rgb.shape[-2:] != (crop.side, crop.side):
+                raise ValueError(f"a crop of a {crop.side}-px frame given an image of {tuple(rgb.shape[-2:])}")
             y0, y1, x0, x1 = crop.window
             rgb, origin = rgb[..., y0:y1, x0:x1], (y0, x0)
+            wanted = {name: index for name, index in LAYERS.items() if name in crop.boxes}
         x = self.preprocess(rgb).to(dtype, memory_format=torch.channels_last)
         out = {}
-        wanted = {index: name for name, index in LAYERS.items()}
+        last = max(wanted.values())
         for index, layer in enumerate(self.layers_in(dtype)):
+            if index > last:
+                break
             if crop is not None and index in crop.cuts:
                 x, origin = _cut(x, origin, crop.cuts[index])
             x = layer(x)
             if isinstance(layer, nn.MaxPool2d):
                 origin = (origin[0] // 2, origin[1] // 2)
-            if index in wanted and (crop is None or wanted[index] in crop.out):
-                part = x if crop is None else _cut(x, origin, crop.out[wanted[index]])[0]
-                out[wanted[index]] = part.to(torch.float32, memory_format=torch.contiguous_format)
+            name = LAYER_AT.get(index)
+            if name in wanted:
+                part = x if crop is None else _cut(x, origin, crop.boxes[name])[0]
+                out[name] = part.to(torch.float32, memory_format=torch.contiguous_format)
         return out
 
 
@@ -230,7 +244,7 @@ def _cut(x, origin, box):
 
 
 class _Cut(torch.autograd.Function):
-    """x[..., y0:y1, x0:x1] copied to a channels-last map, whose gradient comes back channels-last too,
+    """x[..., y0:y1, x0:x1] copied to a new channels-last map, whose gradient comes back channels-last too,
     padded with zeros in one pass: a plain slice's gradient is a channels-first map of zeros written twice,
     and the ReLU before it then takes its gradient through a slow path for maps of mixed layouts."""
 
@@ -238,7 +252,7 @@ class _Cut(torch.autograd.Function):
     def forward(ctx, x, y0, y1, x0, x1):
         h, w = x.shape[-2:]
         ctx.pad = (x0, w - x1, y0, h - y1)
-        return x[..., y0:y1, x0:x1].contiguous(memory_format=torch.channels_last)
+        return x[..., y0:y1, x0:x1].clone(memory_format=torch.channels_last)
 
     @staticmethod
     def backward(ctx, grad):

@@ -102,9 +102,9 @@ def test_local_run_fills_the_good_photos_and_names_the_bad(local_run):
 @needs_ray
 @pytest.mark.skipif(not os.environ.get("NPSYNTH_RAY_CLUSTER"), reason="NPSYNTH_RAY_CLUSTER names no Ray cluster")
 def test_an_existing_cluster_gives_the_same_outputs(local_run, tmp_path):
-    """It runs before any test that starts a cluster of its own (ray_run's and later ones): twice in runs
-    of .ci/run the existing cluster dropped this run's driver 160 ms after it joined, just after such
-    tests had stopped their clusters, whose drivers carry the same id (docs/cluster.md)."""
+    """Placed before every test that starts a cluster of its own (ray_run's and later ones): the
+    existing cluster has dropped this test's driver when such tests had just stopped their clusters,
+    whose drivers carry the same id, which may be the cause (docs/cluster.md)."""
     photos, masks, local_out, local_code, local_stdout, _ = local_run
     code, stdout, stderr = fill_folder(photos, masks, tmp_path / "out", "--ray", os.environ["NPSYNTH_RAY_CLUSTER"],
                                        *RAY)
