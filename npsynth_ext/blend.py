@@ -14,6 +14,8 @@ the copies keep their texture; the colour term keeps large holes from drifting.
 """
 import torch
 
+from .fields import grow_box, mask_box
+
 LAMBDA = 0.01  # colour weight against the gradients': the seams spread over ~10 px
 CG_ITERS = 300
 CG_TOL = 1e-5  # relative residual at which conjugate gradients stop
@@ -43,10 +45,8 @@ def screened_poisson(colour, gx, gy, hole, lam=LAMBDA, iters=CG_ITERS, tol=CG_TO
     minimiser of the energy above (conjugate gradients on the hole pixels)."""
     if not hole.any():
         return colour
-    ys, xs = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
     # The hole's box grown by one pixel holds every edge that touches it.
-    y0, y1 = max(int(ys[0]) - 1, 0), min(int(ys[-1]) + 2, hole.shape[0])
-    x0, x1 = max(int(xs[0]) - 1, 0), min(int(xs[-1]) + 2, hole.shape[1])
+    y0, y1, x0, x1 = grow_box(mask_box(hole), 1, hole.shape)
     h = hole[y0:y1, x0:x1]
     c = colour[:, y0:y1, x0:x1]
     hf = h.to(colour.dtype)

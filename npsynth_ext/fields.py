@@ -17,6 +17,19 @@ CELL = 4  # frame pixels per relu3_1 position
 MIN_LEVEL_RADIUS = 3
 
 
+def mask_box(mask):
+    """(y0, y1, x0, x1): the bounding box of a bool mask [H, W] with at least one True."""
+    ys, xs = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+
+
+def grow_box(box, by, shape):
+    """box (y0, y1, x0, x1) grown by `by` on every side and clipped to a grid of shape (H, W)."""
+    y0, y1, x0, x1 = box
+    H, W = shape
+    return max(0, y0 - by), min(H, y1 + by), max(0, x0 - by), min(W, x1 + by)
+
+
 def source_centres(hole, inside, radius, zero_padded=False):
     """Where a (2 * radius + 1)-square source patch may be centred: the patch lies wholly outside the hole
     and inside the photo (never on the frame's reflected padding). The one rule for every search that

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .fields import source_centres
+from .fields import grow_box, mask_box, source_centres
 from .masks import dilate, downscale_mask
 from .ops import patch_nn, patchmatch, texture_loss
 from .vgg import compute_dtype
@@ -44,15 +44,13 @@ def match_grid(hole):
     """(y0, y1, x0, x1): the part of the frame whose cells, on each texture layer's grid, carry the
     targets and their matches: the hole's bounding box grown by GRID_MARGIN, on the relu4_1 cell grid (so
     its cells are the frame's cells), clipped to the frame."""
-    n_y, n_x = hole.shape
-    ys, xs = hole.any(1).nonzero(), hole.any(0).nonzero()
+    y0, y1, x0, x1 = mask_box(hole)
 
-    def span(idx, n):
-        lo = max(0, (int(idx.min()) - GRID_MARGIN) // GRID_STRIDE * GRID_STRIDE)
-        hi = min(n, -(-(int(idx.max()) + 1 + GRID_MARGIN) // GRID_STRIDE) * GRID_STRIDE)
-        return lo, hi
+    def span(lo, hi, n):
+        return (max(0, (lo - GRID_MARGIN) // GRID_STRIDE * GRID_STRIDE),
+                min(n, -(-(hi + GRID_MARGIN) // GRID_STRIDE) * GRID_STRIDE))
 
-    return (*span(ys, n_y), *span(xs, n_x))
+    return (*span(y0, y1, hole.shape[0]), *span(x0, x1, hole.shape[1]))
 
 
 # Exact search costs hole cells x source cells, the fourth power of the level's side: past this side a
@@ -88,11 +86,9 @@ class TextureTerm:
     def read_box(self):
         """(y0, y1, x0, x1) on the layer's grid: the cells the target patches read, the targets' bounding
         box grown by the patch's reach (clipped to the map: past it the patches read zeros)."""
-        rows, cols = self.target_mask.any(1).nonzero(), self.target_mask.any(0).nonzero()
-        r = PATCH_SIZE // 2
-        (h, w), (cy, cx) = self.source.shape[-2:], (self.cells[0].start, self.cells[1].start)
-        return (max(0, cy + int(rows.min()) - r), min(h, cy + int(rows.max()) + 1 + r),
-                max(0, cx + int(cols.min()) - r), min(w, cx + int(cols.max()) + 1 + r))
+        y0, y1, x0, x1 = mask_box(self.target_mask)
+        cy, cx = self.cells[0].start, self.cells[1].start
+        return grow_box((cy + y0, cy + y1, cx + x0, cx + x1), PATCH_SIZE // 2, self.source.shape[-2:])
 
     def on_grid(self, features, box):
         """features [C, h, w] of `box` (read_box) laid on the match grid's cells, zeros elsewhere (no target

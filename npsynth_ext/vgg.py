@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fields import grow_box
+
 # torchvision's vgg19().features indices: the conv layers up to conv4_1, and the ReLUs we read.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19)
 CAFFE_NAMES = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1", "block3_conv2",
@@ -110,11 +112,6 @@ class FeatureCrop:
     boxes: dict
 
 
-def _grow(box, by, size):
-    y0, y1, x0, x1 = box
-    return max(0, y0 - by), min(size, y1 + by), max(0, x0 - by), min(size, x1 + by)
-
-
 def _union(a, b):
     if a is None:
         return b
@@ -192,7 +189,7 @@ class TextureNet(nn.Module):
             if need is None:
                 continue
             if isinstance(layer, nn.Conv2d):
-                need = _grow(need, 1, sizes[index])
+                need = grow_box(need, 1, (sizes[index], sizes[index]))
             elif isinstance(layer, nn.MaxPool2d):
                 need = tuple(min(2 * v, sizes[index]) for v in need)
                 cuts[index] = need

@@ -265,6 +265,17 @@ def test_the_texture_term_reads_the_whole_frames_features(net, box):
         torch.testing.assert_close(laid[:, read], cut[:, read], rtol=0, atol=1e-5 * cut.abs().max().item())
 
 
+def test_mask_box_and_grow_box():
+    from npsynth_ext.fields import grow_box, mask_box
+
+    mask = torch.zeros(10, 12, dtype=torch.bool)
+    mask[2:5, 7] = True  # an L: a column and a row
+    mask[4, 3:8] = True
+    assert mask_box(mask) == (2, 5, 3, 8)
+    assert grow_box((2, 5, 3, 8), 1, (10, 12)) == (1, 6, 2, 9)
+    assert grow_box((2, 5, 3, 8), 6, (10, 12)) == (0, 10, 0, 12)  # clipped on every side
+
+
 def test_upsample_field_moves_each_match_to_the_child_cell():
     from npsynth_ext.fields import upsample_field
 
